@@ -1,0 +1,47 @@
+"""The audit log: every change an operator command makes, one JSON line each, in the state directory."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from animl_ingest_cli import aws
+from animl_ingest_cli.config import state_dir
+from animl_ingest_cli.redact import redact
+
+_lock = threading.Lock()
+_identity: dict[str, str | None] = {}
+
+
+def audit_path() -> Path:
+    return state_dir() / "audit.jsonl"
+
+
+def caller(stage: str) -> str | None:
+    """Who is acting: the STS caller ARN on AWS stages, the OS user on the local stage."""
+    if stage not in _identity:
+        if stage == "local":
+            _identity[stage] = f"local:{os.environ.get('USER') or os.environ.get('USERNAME') or 'unknown'}"
+        else:
+            _identity[stage] = aws.caller_identity()
+    return _identity[stage]
+
+
+def record(stage: str, command: str, **details: Any) -> dict[str, Any]:
+    """Append one entry; returns it. Never raises for a full disk: the change already happened."""
+    entry = {"time": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "stage": stage,
+             "caller": caller(stage), "command": command, **details}
+    line = redact(json.dumps(entry, default=str, ensure_ascii=False))
+    path = audit_path()
+    with _lock:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("a", encoding="utf-8") as fh:
+                fh.write(line + "\n")
+        except OSError:
+            pass
+    return entry

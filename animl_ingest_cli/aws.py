@@ -1,0 +1,81 @@
+"""One place that builds AWS clients: region, standard retries, the `animl` profile, emulators.
+
+`AWS_ENDPOINT_URL` (and the per-service variants) are honoured by botocore itself, so the tool can be
+pointed at moto's server or another emulator without code changes.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any
+
+import boto3
+import botocore.exceptions
+from botocore.config import Config
+
+from animl_ingest_cli.config import REGION
+from animl_ingest_cli.errors import CredentialsError
+
+_lock = threading.Lock()
+_sessions: dict[str | None, boto3.session.Session] = {}
+RETRY_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, max_pool_connections=64,
+                      connect_timeout=10, read_timeout=60)
+
+
+def _profile() -> str | None:
+    if os.environ.get("AWS_PROFILE") or os.environ.get("AWS_ACCESS_KEY_ID"):
+        return None  # boto3's own resolution
+    try:
+        available = boto3.session.Session().available_profiles
+    except Exception:  # noqa: BLE001 - a broken config file is reported later by the client
+        return None
+    return "animl" if "animl" in available else None
+
+
+def session() -> boto3.session.Session:
+    profile = _profile()
+    with _lock:
+        if profile not in _sessions:
+            region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or REGION
+            try:
+                _sessions[profile] = boto3.session.Session(profile_name=profile, region_name=region)
+            except botocore.exceptions.ProfileNotFound as exc:
+                raise CredentialsError(f"AWS profile not found: {exc}") from None
+        return _sessions[profile]
+
+
+def client(service: str) -> Any:
+    """A boto3 client with standard retry mode. Clients are thread-safe; sessions are not."""
+    sess = session()
+    with _lock:
+        return sess.client(service, config=RETRY_CONFIG)
+
+
+def reset() -> None:
+    """Forget cached sessions (tests change the environment between cases)."""
+    with _lock:
+        _sessions.clear()
+
+
+def caller_identity() -> str | None:
+    """The caller's ARN for the audit log, or None when STS cannot tell."""
+    try:
+        return client("sts").get_caller_identity().get("Arn")
+    except Exception:  # noqa: BLE001 - identity is best effort, never blocks an operation
+        return None
+
+
+def error_code(exc: BaseException) -> str | None:
+    if isinstance(exc, botocore.exceptions.ClientError):
+        return exc.response.get("Error", {}).get("Code")
+    return None
+
+
+def is_credentials_error(exc: BaseException) -> bool:
+    if isinstance(exc, (botocore.exceptions.NoCredentialsError,
+                        botocore.exceptions.PartialCredentialsError)):
+        return True
+    return error_code(exc) in {"InvalidClientTokenId", "UnrecognizedClientException",
+                               "ExpiredToken", "ExpiredTokenException", "InvalidAccessKeyId",
+                               "SignatureDoesNotMatch"}

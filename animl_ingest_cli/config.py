@@ -1,0 +1,116 @@
+"""Stage -> every name Animl uses (buckets, SSM parameters, queues, secret), in one place.
+
+Names follow CONTRACT.md: buckets default to `animl-images-<kind>-<stage>` and are overridden by the
+stack's SSM parameters when those exist; the API URL comes from `/api/url-<stage>`; the API key from
+env `API_KEY` (the deployed function), else `ANIML_API_KEY`, else Secrets Manager `api-key-<stage>`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from animl_ingest_cli.errors import InputError
+
+REGION = "us-west-2"
+STAGES = ("local", "dev", "prod")
+DEFAULT_STAGE = "local"
+BUCKET_KINDS = ("ingestion", "serving", "dead-letter", "parkinglot")
+MAINTENANCE_CACHE_SECONDS = 15.0
+
+
+def check_stage(stage: str | None) -> str:
+    """The stage name, validated; `None` means env ANIML_STAGE, else `local`."""
+    value = (stage or os.environ.get("ANIML_STAGE") or DEFAULT_STAGE).strip()
+    if value not in STAGES:
+        raise InputError(f"unknown stage {value!r}: use one of {', '.join(STAGES)}")
+    return value
+
+
+@dataclass(frozen=True)
+class Names:
+    """Every name of one stage, before any SSM override."""
+
+    stage: str
+
+    def default_bucket(self, kind: str) -> str:
+        if kind not in BUCKET_KINDS:
+            raise ValueError(f"unknown bucket kind {kind}")
+        return f"animl-images-{kind}-{self.stage}"
+
+    def bucket_param(self, kind: str) -> str:
+        if kind not in BUCKET_KINDS:
+            raise ValueError(f"unknown bucket kind {kind}")
+        return f"/images/{kind}-bucket-{self.stage}"
+
+    @property
+    def maintenance_param(self) -> str:
+        return f"/images/maintenance-mode-{self.stage}"
+
+    @property
+    def api_url_param(self) -> str:
+        return f"/api/url-{self.stage}"
+
+    @property
+    def batch_queue_param(self) -> str:
+        return f"/images/batch-queue-{self.stage}"
+
+    @property
+    def batch_job_param(self) -> str:
+        return f"/images/batch-job-{self.stage}"
+
+    @property
+    def images_url_param(self) -> str:
+        return f"/images/url-{self.stage}"
+
+    @property
+    def inference_queue_param(self) -> str:
+        return f"/ml/inference-queue-url-{self.stage}"
+
+    @property
+    def task_queue_param(self) -> str:
+        return f"/tasks/task-queue-url-{self.stage}"
+
+    @property
+    def api_secret(self) -> str:
+        return f"api-key-{self.stage}"
+
+    @property
+    def queue_prefixes(self) -> tuple[str, ...]:
+        """Prefixes of every Animl SQS queue of the stage (CONTRACT.md section 4)."""
+        s = self.stage
+        return (f"inferenceQueue-{s}", f"inferenceDLQ-{s}", f"taskQueue-{s}", f"taskDLQ-{s}",
+                f"animl-ingest-{s}-batch-")
+
+    @property
+    def batch_stack_prefix(self) -> str:
+        return f"animl-ingest-{self.stage}-batch-"
+
+    def ssm_names(self) -> dict[str, str]:
+        """Label -> SSM parameter name, for `config` and bulk reads."""
+        out = {f"{kind}-bucket": self.bucket_param(kind) for kind in BUCKET_KINDS}
+        out.update({
+            "maintenance-mode": self.maintenance_param,
+            "api-url": self.api_url_param,
+            "batch-queue": self.batch_queue_param,
+            "batch-job": self.batch_job_param,
+            "images-url": self.images_url_param,
+            "inference-queue-url": self.inference_queue_param,
+            "task-queue-url": self.task_queue_param,
+        })
+        return out
+
+
+def local_dir() -> Path:
+    """Where the local stage keeps its buckets, parameters and catalog."""
+    return Path(os.environ.get("ANIML_LOCAL_DIR") or "animl-local").resolve()
+
+
+def state_dir() -> Path:
+    """The user's state directory: audit log, runbook state, unpark checkpoints."""
+    explicit = os.environ.get("ANIML_STATE_DIR")
+    if explicit:
+        return Path(explicit).expanduser().resolve()
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base).expanduser() / "animl-ingest"

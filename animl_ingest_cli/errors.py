@@ -1,0 +1,91 @@
+"""The project's exceptions. The CLI turns each into a one-line message and an exit code."""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_SOME_FAILED = 1
+EXIT_USAGE = 2
+EXIT_REFUSED = 3
+EXIT_TIMEOUT = 4
+EXIT_INTERRUPTED = 130
+
+
+class AnimlError(Exception):
+    """Base class: a message fit for one line, and the exit code the CLI should use."""
+
+    exit_code = EXIT_USAGE
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class InputError(AnimlError):
+    """Bad input from the user: a missing path, a wrong stage, a bad option value."""
+
+    exit_code = EXIT_USAGE
+
+
+class ConfigError(AnimlError):
+    """A name or a secret could not be resolved for the stage."""
+
+    exit_code = EXIT_USAGE
+
+
+class CredentialsError(AnimlError):
+    """No AWS credentials, or they were refused."""
+
+    exit_code = EXIT_USAGE
+
+
+class RefusedError(AnimlError):
+    """The operator declined, or a precondition was not met."""
+
+    exit_code = EXIT_REFUSED
+
+
+class WaitTimeout(AnimlError):
+    """A wait (queues draining, ...) ran out of time."""
+
+    exit_code = EXIT_TIMEOUT
+
+
+class StoreError(AnimlError):
+    """A storage operation (S3 or the local stage's folders) failed.
+
+    `code` is the S3 error code when there is one (NoSuchKey, SlowDown, AccessDenied...).
+    """
+
+    exit_code = EXIT_SOME_FAILED
+
+    def __init__(self, message: str, code: str | None = None, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.code = code
+        self.retryable = retryable
+
+
+class NotFound(StoreError):
+    """The object or bucket does not exist."""
+
+
+class ApiError(AnimlError):
+    """animl-api answered with an error, or could not be reached.
+
+    `transient` is True for errors worth retrying (transport errors, timeouts, 5xx).
+    """
+
+    exit_code = EXIT_SOME_FAILED
+
+    def __init__(self, message: str, transient: bool = False, status: int | None = None) -> None:
+        super().__init__(message)
+        self.transient = transient
+        self.status = status
+
+
+class ImageError(AnimlError):
+    """An image could not be decoded or resized (corrupt, truncated header, pixel bomb)."""
+
+    exit_code = EXIT_SOME_FAILED

@@ -1,0 +1,106 @@
+"""Parameters (SSM Parameter Store, or the local stage's JSON file) behind one small interface."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import botocore.exceptions
+
+from animl_ingest_cli.aws import error_code, is_credentials_error
+from animl_ingest_cli.errors import CredentialsError, StoreError
+
+
+@dataclass(frozen=True)
+class Parameter:
+    name: str
+    value: str
+    last_modified: dt.datetime | None = None
+
+
+class Params(Protocol):
+    def get(self, name: str) -> Parameter | None: ...
+
+    def get_many(self, names: list[str]) -> dict[str, Parameter]: ...
+
+    def put(self, name: str, value: str) -> None: ...
+
+
+def _translate(exc: Exception, what: str) -> Exception:
+    if is_credentials_error(exc):
+        return CredentialsError(f"AWS credentials missing or refused while reading {what}")
+    code = error_code(exc) or type(exc).__name__
+    return StoreError(f"SSM {what}: {code}", code=code,
+                      retryable=isinstance(exc, botocore.exceptions.ConnectionError))
+
+
+class SsmParams:
+    def __init__(self, ssm: Any) -> None:
+        self.ssm = ssm
+
+    def get(self, name: str) -> Parameter | None:
+        return self.get_many([name]).get(name)
+
+    def get_many(self, names: list[str]) -> dict[str, Parameter]:
+        out: dict[str, Parameter] = {}
+        for start in range(0, len(names), 10):  # GetParameters takes at most 10 names
+            chunk = names[start:start + 10]
+            try:
+                resp = self.ssm.get_parameters(Names=chunk, WithDecryption=True)
+            except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+                raise _translate(exc, "GetParameters") from None
+            for p in resp.get("Parameters", []):
+                out[p["Name"]] = Parameter(p["Name"], p["Value"], p.get("LastModifiedDate"))
+        return out
+
+    def put(self, name: str, value: str) -> None:
+        try:
+            self.ssm.put_parameter(Name=name, Value=value, Type="String", Overwrite=True)
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+            raise _translate(exc, f"PutParameter {name}") from None
+
+
+class LocalParams:
+    """The local stage's parameters: one JSON file, written atomically."""
+
+    _lock = threading.Lock()
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def _load(self) -> dict[str, dict[str, str]]:
+        try:
+            return json.loads(self.path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as exc:
+            raise StoreError(f"cannot read local parameters {self.path}: {exc}") from None
+
+    def get(self, name: str) -> Parameter | None:
+        return self.get_many([name]).get(name)
+
+    def get_many(self, names: list[str]) -> dict[str, Parameter]:
+        data = self._load()
+        out = {}
+        for name in names:
+            if name in data:
+                item = data[name]
+                changed = dt.datetime.fromisoformat(item["modified"]) if item.get("modified") else None
+                out[name] = Parameter(name, item["value"], changed)
+        return out
+
+    def put(self, name: str, value: str) -> None:
+        with self._lock:
+            data = self._load()
+            data[name] = {"value": value, "modified": dt.datetime.now(dt.UTC).isoformat()}
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".params-")
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump(data, fh, indent=2, sort_keys=True)
+            os.replace(tmp, self.path)

@@ -1,0 +1,332 @@
+"""The places images live: S3 buckets and the local stage's folders, behind one small interface.
+
+botocore errors are translated here into `StoreError` / `NotFound`, so nothing above parses them.
+ETags are returned without their quotes. A `copy_from` with a `content_type` replaces the object's
+metadata (`MetadataDirective=REPLACE`, what the ingest function does); without one it keeps the
+object as it is (`COPY`, what operator moves do).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import mimetypes
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import botocore.exceptions
+
+from animl_ingest_cli.aws import error_code, is_credentials_error
+from animl_ingest_cli.errors import CredentialsError, NotFound, StoreError
+
+RETRYABLE_CODES = {"SlowDown", "ServiceUnavailable", "InternalError", "RequestTimeout",
+                   "RequestTimeTooSkewed", "Throttling", "ThrottlingException", "503", "500"}
+DELETE_BATCH = 1000  # DeleteObjects takes at most 1000 keys
+
+
+@dataclass
+class ObjectInfo:
+    key: str
+    size: int
+    etag: str
+    last_modified: dt.datetime | None = None
+    content_type: str | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+class Store(Protocol):
+    bucket: str
+
+    def uri(self, key: str = "") -> str: ...
+
+    def get(self, key: str) -> bytes: ...
+
+    def head(self, key: str) -> ObjectInfo | None: ...
+
+    def put(self, key: str, data: bytes, content_type: str,
+            metadata: dict[str, str] | None = None) -> str: ...
+
+    def copy_from(self, src: Store, src_key: str, key: str, content_type: str | None = None,
+                  metadata: dict[str, str] | None = None) -> str: ...
+
+    def delete(self, key: str) -> None: ...
+
+    def delete_many(self, keys: Iterable[str]) -> list[tuple[str, str]]: ...
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]: ...
+
+
+def _strip(etag: str | None) -> str:
+    return (etag or "").strip('"')
+
+
+def guess_type(key: str) -> str:
+    return mimetypes.guess_type(key)[0] or "application/octet-stream"
+
+
+class S3Store:
+    """One S3 bucket."""
+
+    def __init__(self, s3: Any, bucket: str) -> None:
+        self.s3 = s3
+        self.bucket = bucket
+
+    def uri(self, key: str = "") -> str:
+        return f"s3://{self.bucket}/{key}"
+
+    def _fail(self, exc: Exception, op: str, key: str = "") -> Exception:
+        if is_credentials_error(exc):
+            return CredentialsError(f"AWS credentials missing or refused ({op} {self.uri(key)})")
+        code = error_code(exc)
+        if code in {"NoSuchKey", "404", "NotFound", "NoSuchBucket"}:
+            what = "bucket" if code == "NoSuchBucket" else "object"
+            return NotFound(f"{op}: no such {what}: {self.uri(key)}", code=code)
+        if isinstance(exc, botocore.exceptions.ClientError):
+            msg = exc.response.get("Error", {}).get("Message") or code
+            return StoreError(f"{op} {self.uri(key)}: {code}: {msg}", code=code,
+                              retryable=code in RETRYABLE_CODES)
+        return StoreError(f"{op} {self.uri(key)}: {type(exc).__name__}: {exc}", retryable=True)
+
+    def get(self, key: str) -> bytes:
+        try:
+            return self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+            raise self._fail(exc, "GetObject", key) from None
+
+    def head(self, key: str) -> ObjectInfo | None:
+        try:
+            r = self.s3.head_object(Bucket=self.bucket, Key=key)
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+            err = self._fail(exc, "HeadObject", key)
+            if isinstance(err, NotFound):
+                return None
+            raise err from None
+        return ObjectInfo(key, r["ContentLength"], _strip(r.get("ETag")), r.get("LastModified"),
+                          r.get("ContentType"), dict(r.get("Metadata") or {}))
+
+    def put(self, key: str, data: bytes, content_type: str,
+            metadata: dict[str, str] | None = None) -> str:
+        try:
+            r = self.s3.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type,
+                                   Metadata=metadata or {})
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+            raise self._fail(exc, "PutObject", key) from None
+        return _strip(r.get("ETag"))
+
+    def copy_from(self, src: Store, src_key: str, key: str, content_type: str | None = None,
+                  metadata: dict[str, str] | None = None) -> str:
+        if not isinstance(src, S3Store):
+            data = src.get(src_key)
+            info = None if content_type else src.head(src_key)
+            return self.put(key, data, content_type or (info.content_type if info else None)
+                            or guess_type(key), metadata if content_type else
+                            (info.metadata if info else None))
+        args: dict[str, Any] = {"Bucket": self.bucket, "Key": key,
+                                "CopySource": {"Bucket": src.bucket, "Key": src_key}}
+        if content_type:
+            args.update(MetadataDirective="REPLACE", ContentType=content_type, Metadata=metadata or {})
+        else:
+            args["MetadataDirective"] = "COPY"
+        try:
+            r = self.s3.copy_object(**args)
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+            raise self._fail(exc, "CopyObject", key) from None
+        return _strip(r.get("CopyObjectResult", {}).get("ETag"))
+
+    def delete(self, key: str) -> None:
+        try:
+            self.s3.delete_object(Bucket=self.bucket, Key=key)
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+            raise self._fail(exc, "DeleteObject", key) from None
+
+    def delete_many(self, keys: Iterable[str]) -> list[tuple[str, str]]:
+        """Delete in batches of 1000; returns (key, error code) for each key not deleted."""
+        failed: list[tuple[str, str]] = []
+        batch: list[str] = []
+
+        def flush() -> None:
+            if not batch:
+                return
+            try:
+                r = self.s3.delete_objects(Bucket=self.bucket, Delete={
+                    "Objects": [{"Key": k} for k in batch], "Quiet": True})
+            except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+                err = self._fail(exc, "DeleteObjects")
+                if isinstance(err, CredentialsError):
+                    raise err from None
+                failed.extend((k, getattr(err, "code", None) or "error") for k in batch)
+            else:
+                failed.extend((e["Key"], e.get("Code", "error")) for e in r.get("Errors", []))
+            batch.clear()
+
+        for key in keys:
+            batch.append(key)
+            if len(batch) == DELETE_BATCH:
+                flush()
+        flush()
+        return failed
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        paginator = self.s3.get_paginator("list_objects_v2")
+        try:
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+                for o in page.get("Contents", []):
+                    yield ObjectInfo(o["Key"], o["Size"], _strip(o.get("ETag")), o.get("LastModified"))
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+            raise self._fail(exc, "ListObjectsV2", prefix) from None
+
+
+class LocalStore:
+    """A folder standing in for a bucket. With `meta_root`, content type and user metadata are kept in
+    sidecar JSON files outside the folder (the local stage's buckets); without, they are guessed
+    (a plain folder of images given to `ingest`)."""
+
+    def __init__(self, root: Path, bucket: str | None = None, meta_root: Path | None = None) -> None:
+        self.root = Path(root)
+        self.bucket = bucket or self.root.name
+        self.meta_root = meta_root
+
+    def uri(self, key: str = "") -> str:
+        return str(self.root / key) if key else str(self.root)
+
+    def _path(self, key: str) -> Path:
+        parts = key.split("/")
+        if not key or key.startswith("/") or any(p in ("", ".", "..") for p in parts):
+            raise StoreError(f"key not allowed in a local bucket: {key!r}", code="InvalidKey")
+        return self.root.joinpath(*parts)
+
+    def _meta_path(self, key: str) -> Path | None:
+        if self.meta_root is None:
+            return None
+        return self.meta_root.joinpath(*key.split("/")).with_name(key.split("/")[-1] + ".json")
+
+    def _read_meta(self, key: str) -> dict[str, Any] | None:
+        mp = self._meta_path(key)
+        if mp is None:
+            return None
+        try:
+            return json.loads(mp.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+
+    @staticmethod
+    def _atomic_write(path: Path, data: bytes) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+            os.replace(tmp, path)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
+
+    def get(self, key: str) -> bytes:
+        try:
+            return self._path(key).read_bytes()
+        except FileNotFoundError:
+            raise NotFound(f"no such object: {self.uri(key)}", code="NoSuchKey") from None
+        except (IsADirectoryError, NotADirectoryError):
+            raise NotFound(f"no such object: {self.uri(key)}", code="NoSuchKey") from None
+        except OSError as exc:
+            raise StoreError(f"read {self.uri(key)}: {exc.strerror}") from None
+
+    def head(self, key: str) -> ObjectInfo | None:
+        path = self._path(key)
+        try:
+            st = path.stat()
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        if not path.is_file():
+            return None
+        meta = self._read_meta(key) or {}
+        etag = meta.get("etag") if meta.get("size") == st.st_size else None
+        if etag is None:
+            etag = hashlib.md5(path.read_bytes()).hexdigest()
+        return ObjectInfo(key, st.st_size, etag,
+                          dt.datetime.fromtimestamp(st.st_mtime, dt.UTC),
+                          meta.get("content_type") or guess_type(key), dict(meta.get("metadata") or {}))
+
+    def put(self, key: str, data: bytes, content_type: str,
+            metadata: dict[str, str] | None = None) -> str:
+        path = self._path(key)
+        etag = hashlib.md5(data).hexdigest()
+        try:
+            mp = self._meta_path(key)
+            if mp is not None:
+                self._atomic_write(mp, json.dumps({"content_type": content_type, "etag": etag,
+                                                   "size": len(data),
+                                                   "metadata": metadata or {}}).encode())
+            self._atomic_write(path, data)
+        except OSError as exc:
+            raise StoreError(f"write {self.uri(key)}: {exc.strerror}") from None
+        return etag
+
+    def copy_from(self, src: Store, src_key: str, key: str, content_type: str | None = None,
+                  metadata: dict[str, str] | None = None) -> str:
+        data = src.get(src_key)
+        if content_type is None:
+            info = src.head(src_key)
+            content_type = (info.content_type if info else None) or guess_type(key)
+            metadata = info.metadata if info else None
+        return self.put(key, data, content_type, metadata)
+
+    def delete(self, key: str) -> None:
+        path = self._path(key)
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise StoreError(f"delete {self.uri(key)}: {exc.strerror}") from None
+        mp = self._meta_path(key)
+        if mp is not None:
+            try:
+                mp.unlink()
+            except OSError:
+                pass
+        self._prune(path.parent, self.root)
+        if mp is not None and self.meta_root is not None:
+            self._prune(mp.parent, self.meta_root)
+
+    @staticmethod
+    def _prune(folder: Path, stop: Path) -> None:
+        """Remove empty folders left by a delete, as S3 has no folders."""
+        while folder != stop and stop in folder.parents:
+            try:
+                folder.rmdir()
+            except OSError:
+                return
+            folder = folder.parent
+
+    def delete_many(self, keys: Iterable[str]) -> list[tuple[str, str]]:
+        failed = []
+        for key in keys:
+            try:
+                self.delete(key)
+            except StoreError as exc:
+                failed.append((key, exc.code or "error"))
+        return failed
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        if not self.root.is_dir():
+            return
+        for dirpath, dirnames, filenames in os.walk(self.root):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith(".tmp-"))
+            rel_dir = os.path.relpath(dirpath, self.root)
+            for name in sorted(filenames):
+                if name.startswith(".tmp-"):
+                    continue
+                key = name if rel_dir == "." else f"{rel_dir.replace(os.sep, '/')}/{name}"
+                if key.startswith(prefix):
+                    info = self.head(key)
+                    if info is not None:
+                        yield info
