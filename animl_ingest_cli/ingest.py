@@ -1,0 +1,360 @@
+"""The core ingest function: one object in, one outcome out.
+
+Routing follows CONTRACT.md sections 1, 3, 5 and 6. The one rule everything else serves: the source
+object is deleted only after its terminal copy (serving, dead-letter or parking lot) is complete; when
+no copy could be made, the source stays and the outcome is `failed`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import urllib.parse
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from animl_ingest_cli import keys
+from animl_ingest_cli.api import Api, api_for
+from animl_ingest_cli.context import StageContext
+from animl_ingest_cli.errors import AnimlError, ApiError, ImageError, StoreError
+from animl_ingest_cli.images import make_thumbnails
+from animl_ingest_cli.metadata import read_metadata
+from animl_ingest_cli.stores import Store
+
+log = logging.getLogger("animl_ingest")
+
+SERVED, DEAD_LETTERED, PARKED, BATCH_SUBMITTED, SKIPPED, FAILED = (
+    "served", "dead-lettered", "parked", "batch-submitted", "skipped", "failed")
+OUTCOMES = (SERVED, DEAD_LETTERED, PARKED, BATCH_SUBMITTED, SKIPPED, FAILED)
+S3_METADATA_LIMIT = 2048  # bytes of user metadata (keys + values) S3 accepts
+MAX_DEAD_LETTER_ATTEMPTS = 1000
+
+
+@dataclass
+class Outcome:
+    """What happened to one object. `complete` is False when something is left for a rerun
+    (the source could not be deleted after its copy, or no copy could be made)."""
+
+    source: str
+    key: str
+    outcome: str
+    reason: str | None = None
+    image_id: str | None = None
+    destinations: list[str] = field(default_factory=list)
+    error: str | None = None
+    complete: bool = True
+    healed: bool = False
+    planned: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def quote_meta(value: str) -> str:
+    """S3 user metadata is ASCII only: percent-encode the UTF-8 text (CONTRACT.md section 1)."""
+    return urllib.parse.quote(value, safe="")
+
+
+def dead_letter_metadata(bucket: str, key: str, error: str, image_id: str | None,
+                         batch: str | None) -> dict[str, str]:
+    """The metadata every dead-lettered object carries; the error is cut to fit S3's 2 KB, the key never."""
+    meta = {"original-bucket": quote_meta(bucket), "original-key": quote_meta(key),
+            "image-id": quote_meta(image_id or keys.UNKNOWN_ID)}
+    if batch:
+        meta["batch-id"] = quote_meta(batch)
+    room = S3_METADATA_LIMIT - sum(len(k) + len(v) for k, v in meta.items()) - len("error")
+    lo, hi = 0, len(error)
+    while lo < hi:  # the longest prefix of the error whose encoding fits
+        mid = (lo + hi + 1) // 2
+        if len(quote_meta(error[:mid])) <= room:
+            lo = mid
+        else:
+            hi = mid - 1
+    encoded = quote_meta(error[:lo])
+    meta["error"] = encoded
+    return meta
+
+
+class Ingestor:
+    """Processes objects for one stage. Thread-safe: one instance serves a whole pool of workers.
+
+    `delete_source` is True for objects of the stage's ingestion bucket (what the Lambda does) and
+    False for every other source (local files, other buckets). `dry_run` reads metadata and plans
+    destinations without writing anything or calling the API.
+    """
+
+    def __init__(self, ctx: StageContext, api: Api | None = None, *, dry_run: bool = False,
+                 time_left: Callable[[], float] | None = None,
+                 on_outcome: Callable[[Outcome], None] | None = None) -> None:
+        self.ctx = ctx
+        self._api = api
+        self.dry_run = dry_run
+        self.time_left = time_left
+        self.on_outcome = on_outcome
+
+    # --- collaborators ----------------------------------------------------------------------------
+    @property
+    def api(self) -> Api:
+        if self._api is None:
+            self._api = api_for(self.ctx, time_left=self.time_left)
+        return self._api
+
+    def is_ingestion_source(self, src: Store) -> bool:
+        return src.bucket == self.ctx.bucket("ingestion") and src.uri("").startswith(
+            self.ctx.store("ingestion").uri(""))
+
+    # --- entry point ------------------------------------------------------------------------------
+    def process(self, src: Store, key: str, *, delete_source: bool | None = None,
+                batch: str | None = None) -> list[Outcome]:
+        """Process one object. Returns its outcome, followed by the outcomes of the images of a zip
+        the local stage unpacked itself (AWS stages hand zips to AWS Batch)."""
+        outcomes = self.run(src, key, delete_source=delete_source, batch=batch)
+        for o in outcomes:
+            log.info("%s %s -> %s %s", o.source, o.key, o.outcome, o.reason or o.error or "")
+            if self.on_outcome:
+                self.on_outcome(o)
+        return outcomes
+
+    def run(self, src: Store, key: str, *, delete_source: bool | None = None,
+            batch: str | None = None) -> list[Outcome]:
+        """`process` without the notifications (a zip's images are reported by their zip's call)."""
+        if delete_source is None:
+            delete_source = self.is_ingestion_source(src)
+        try:
+            return self._process(src, key, delete_source, batch)
+        except AnimlError as exc:
+            return [Outcome(src.uri(key), key, FAILED, error=exc.message, complete=False)]
+
+    def _process(self, src: Store, key: str, delete_source: bool, batch: str | None) -> list[Outcome]:
+        kind = keys.kind(key)
+        if kind == "unsupported":
+            return [Outcome(src.uri(key), key, SKIPPED, reason="unsupported file type")]
+        if not self.dry_run and delete_source and self.ctx.maintenance_on():
+            return [self._park(src, key)]
+        if kind == "batch":
+            return self._batch(src, key, delete_source)
+        return [self._image(src, key, delete_source, batch)]
+
+    # --- maintenance ------------------------------------------------------------------------------
+    def _park(self, src: Store, key: str) -> Outcome:
+        """Maintenance: images and zips go to the parking lot under the same key (FIX: zips too)."""
+        lot = self.ctx.store("parkinglot")
+        out = Outcome(src.uri(key), key, PARKED, reason="maintenance mode")
+        try:
+            lot.copy_from(src, key, key, content_type=keys.content_type_for(key))
+        except StoreError as exc:
+            out.outcome, out.error, out.complete = FAILED, f"parking failed: {exc.message}", False
+            return out
+        out.destinations.append(lot.uri(key))
+        self._delete_source(src, key, out, True)
+        return out
+
+    # --- bulk uploads -----------------------------------------------------------------------------
+    def _batch(self, src: Store, key: str, delete_source: bool) -> list[Outcome]:
+        from animl_ingest_cli.batches import run_local_batch, submit_batch_job
+
+        batch = keys.batch_id(key)
+        out = Outcome(src.uri(key), key, BATCH_SUBMITTED)
+        if batch is None:
+            out.outcome, out.reason = SKIPPED, "zip not named batch-<uuid>.zip"
+            return [out]
+        if self.dry_run:
+            out.planned, out.reason = True, "would be unpacked by the batch job"
+            return [out]
+        if self.ctx.is_local:
+            return run_local_batch(self, src, key, batch, delete_source, out)
+        try:
+            job = submit_batch_job(self.ctx, src.bucket, key, batch)
+        except AnimlError as exc:
+            out.outcome, out.error, out.complete = FAILED, exc.message, False
+            return [out]
+        out.reason = f"AWS Batch job {job}"
+        return [out]
+
+    # --- images -----------------------------------------------------------------------------------
+    def build_md(self, src: Store, key: str, data: bytes, batch: str | None = None) -> dict[str, Any]:
+        """The `md` record of CONTRACT.md section 3 for an object."""
+        fm = read_metadata(data, keys.file_name(key))
+        batch = batch or keys.batch_id(key)
+        md: dict[str, Any] = {"Bucket": src.bucket, "Key": key, "FileName": keys.file_name(key),
+                              "batchId": batch}
+        md.update(fm.md)
+        md["errors"] = list(fm.md.get("errors") or [])
+        md["ProdBucket"] = self.ctx.bucket("serving")
+        md["Path"] = keys.batch_path(key, batch) if batch else None
+        if batch and md["Path"] is None:
+            md["Path"] = key  # an entry of a local zip given with --batch: its path inside the zip
+        return md
+
+    def _image(self, src: Store, key: str, delete_source: bool, batch: str | None) -> Outcome:
+        out = Outcome(src.uri(key), key, SERVED)
+        try:
+            data = src.get(key)
+        except StoreError as exc:
+            out.outcome, out.error, out.complete = FAILED, exc.message, False
+            return out
+        md = self.build_md(src, key, data, batch)
+        if self.dry_run:
+            return self._plan(md, out)
+        try:
+            attempt = self.api.create_image(md)
+        except ApiError as exc:
+            # Unreachable, failing or refusing API: dead-letter under the error text, UNKNOWN_ID.
+            return self._dead_letter(src, key, md, [exc.message], None, out, delete_source)
+        out.image_id = attempt.image_id
+        if attempt.errors:
+            if attempt.image_id and any("E11000" in e for e in attempt.errors):
+                healed = self._heal_duplicate(src, key, data, md, attempt.image_id, out)
+                if healed:
+                    self._delete_source(src, key, out, delete_source)
+                    return out
+            return self._dead_letter(src, key, md, attempt.errors, attempt.image_id, out, delete_source)
+        assert attempt.image_id, "createImage succeeded without an image id"
+        try:
+            self._serve(src, key, data, md, attempt.image_id, out)
+        except (StoreError, ImageError) as exc:
+            self._report_image_error(exc.message, attempt.image_id, md.get("batchId"))
+            return self._dead_letter(src, key, md, [exc.message], attempt.image_id, out, delete_source)
+        self._delete_source(src, key, out, delete_source)
+        return out
+
+    def _plan(self, md: dict[str, Any], out: Outcome) -> Outcome:
+        from animl_ingest_cli.api import validation_errors
+
+        out.planned = True
+        errors = validation_errors(md)
+        ext = md.get("FileTypeExtension") or "jpg"
+        if errors:
+            out.outcome = DEAD_LETTERED
+            out.reason = keys.dead_letter_folder(errors)
+            out.destinations.append(keys.dead_letter_key(out.reason, None, md["FileName"]))
+        else:
+            placeholder = f"<project>:{md.get('Hash')}"
+            out.destinations.extend(keys.serving_keys(placeholder, ext).values())
+        return out
+
+    def _serve(self, src: Store, key: str, data: bytes, md: dict[str, Any], image_id: str,
+               out: Outcome) -> None:
+        """The three serving copies: thumbnails first (a decode failure writes nothing), then the
+        original (server-side copy), medium and small; a partial set is removed on failure."""
+        serving = self.ctx.store("serving")
+        ext = md.get("FileTypeExtension") or keys.file_name(key).rsplit(".", 1)[-1]
+        ctype = md.get("MIMEType") or keys.content_type_for(key)
+        targets = keys.serving_keys(image_id, ext)
+        medium, small = make_thumbnails(data)
+        origin = {"source-bucket": quote_meta(src.bucket), "source-key": quote_meta(key)}
+        written: list[str] = []
+        try:
+            serving.copy_from(src, key, targets["original"], content_type=ctype, metadata=origin)
+            written.append(targets["original"])
+            serving.put(targets["medium"], medium.data, medium.content_type)
+            written.append(targets["medium"])
+            serving.put(targets["small"], small.data, small.content_type)
+            written.append(targets["small"])
+        except StoreError:
+            for k in written:
+                try:
+                    serving.delete(k)
+                except StoreError:
+                    pass
+            raise
+        out.destinations.extend(serving.uri(k) for k in written)
+
+    def _heal_duplicate(self, src: Store, key: str, data: bytes, md: dict[str, Any], image_id: str,
+                        out: Outcome) -> bool:
+        """DUPLICATE_IMAGE for an image whose serving copies are missing means "make them" (a crash or
+        a timeout after the record was created). The same object coming back after its copies were
+        made (its source could not be deleted) also counts as served."""
+        serving = self.ctx.store("serving")
+        ext = md.get("FileTypeExtension") or "jpg"
+        targets = keys.serving_keys(image_id, ext)
+        try:
+            present = {size: serving.head(k) for size, k in targets.items()}
+        except StoreError:
+            return False
+        if all(present.values()):
+            original = present["original"]
+            assert original is not None
+            same = (urllib.parse.unquote(original.metadata.get("source-key", "")) == key
+                    and urllib.parse.unquote(original.metadata.get("source-bucket", "")) == src.bucket)
+            if same:
+                out.reason, out.healed = "already served", True
+                out.destinations.extend(serving.uri(k) for k in targets.values())
+                return True
+            return False
+        try:
+            self._serve(src, key, data, md, image_id, out)
+        except (StoreError, ImageError) as exc:
+            log.warning("healing %s failed: %s", image_id, exc.message)
+            return False
+        out.reason, out.healed = "serving copies were missing: made them", True
+        return True
+
+    def _report_image_error(self, error: str, image_id: str, batch: str | None) -> None:
+        """createImageError; its own failure never blocks the dead-letter copy (FIX)."""
+        try:
+            self.api.create_image_error(error, image_id, batch)
+        except ApiError as exc:
+            log.warning("createImageError for %s failed: %s", image_id, exc.message)
+
+    def _dead_letter(self, src: Store, key: str, md: dict[str, Any], errors: list[str],
+                     image_id: str | None, out: Outcome, delete_source: bool) -> Outcome:
+        dlb = self.ctx.store("dead-letter")
+        folder = keys.dead_letter_folder(errors)
+        error_text = "; ".join(errors)
+        out.outcome, out.reason, out.image_id = DEAD_LETTERED, folder, image_id
+        meta = dead_letter_metadata(src.bucket, key, error_text, image_id, md.get("batchId"))
+        ctype = md.get("MIMEType") or keys.content_type_for(key)
+        try:
+            target = self._free_dead_letter_key(dlb, folder, image_id, md["FileName"], src.bucket, key)
+            dlb.copy_from(src, key, target, content_type=ctype, metadata=meta)
+        except StoreError as exc:
+            out.outcome, out.complete = FAILED, False
+            out.error = f"dead-letter copy failed ({folder}): {exc.message}"
+            return out
+        out.destinations.append(dlb.uri(target))
+        self._delete_source(src, key, out, delete_source)
+        return out
+
+    @staticmethod
+    def _free_dead_letter_key(dlb: Store, folder: str, image_id: str | None, name: str,
+                              bucket: str, key: str) -> str:
+        """FIX: never overwrite another object's dead letter: `-2`, `-3`... until the key is free or
+        holds this very object (a rerun)."""
+        for attempt in range(1, MAX_DEAD_LETTER_ATTEMPTS + 1):
+            target = keys.dead_letter_key(folder, image_id, name, attempt)
+            info = dlb.head(target)
+            if info is None:
+                return target
+            if (urllib.parse.unquote(info.metadata.get("original-key", "")) == key
+                    and urllib.parse.unquote(info.metadata.get("original-bucket", "")) == bucket):
+                return target
+        raise StoreError(f"no free dead-letter key for {name} after {MAX_DEAD_LETTER_ATTEMPTS} tries")
+
+    def _delete_source(self, src: Store, key: str, out: Outcome, delete_source: bool) -> None:
+        if not delete_source:
+            return
+        try:
+            src.delete(key)
+        except StoreError as exc:
+            out.complete = False
+            out.error = f"copied, but the source was not deleted: {exc.message}"
+
+
+def summarize(outcomes: list[Outcome]) -> dict[str, Any]:
+    counts = dict.fromkeys(OUTCOMES, 0)
+    reasons: dict[str, int] = {}
+    incomplete = 0
+    for o in outcomes:
+        counts[o.outcome] = counts.get(o.outcome, 0) + 1
+        if o.outcome == DEAD_LETTERED and o.reason:
+            reasons[o.reason] = reasons.get(o.reason, 0) + 1
+        if not o.complete:
+            incomplete += 1
+    return {"total": len(outcomes), "outcomes": counts, "dead_letter_reasons": reasons,
+            "incomplete": incomplete}
+
+
+def md_json(md: dict[str, Any]) -> str:
+    return json.dumps(md, default=str, ensure_ascii=False)

@@ -1,0 +1,95 @@
+"""Key layouts of CONTRACT.md section 1: event keys, file names, batches, serving and dead-letter keys."""
+
+from __future__ import annotations
+
+import posixpath
+import re
+import urllib.parse
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
+BATCH_EXTENSIONS = (".zip",)
+_UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+BATCH_ID_RE = re.compile(rf"^batch-{_UUID}$")
+_BATCH_PREFIX_RE = re.compile(rf"^(batch-{_UUID})(?=/|\.zip$)")
+SERVING_SIZES = ("original", "medium", "small")
+UNKNOWN_ID = "UNKNOWN_ID"
+MAX_FOLDER_BYTES = 200  # an error text as a folder name stays well inside S3's 1024-byte key limit
+
+
+def decode_event_key(raw: str) -> str:
+    """S3 event keys arrive URL-encoded: `+` is a space, then percent-decoding."""
+    return urllib.parse.unquote_plus(raw)
+
+
+def file_name(key: str) -> str:
+    """The key's basename with its extension lower-cased (`IMG_0001.JPG` -> `IMG_0001.jpg`)."""
+    base = posixpath.basename(key)
+    stem, ext = posixpath.splitext(base)
+    return stem + ext.lower()
+
+
+def kind(key: str) -> str:
+    """`image`, `batch` (a bulk-upload zip) or `unsupported`, by extension."""
+    ext = posixpath.splitext(key)[1].lower()
+    if ext in IMAGE_EXTENSIONS:
+        return "image"
+    if ext in BATCH_EXTENSIONS:
+        return "batch"
+    return "unsupported"
+
+
+def batch_id(key: str) -> str | None:
+    """`batch-<uuid>` when the key is a bulk upload's zip or one of its images, else None."""
+    m = _BATCH_PREFIX_RE.match(key)
+    return m.group(1) if m else None
+
+
+def batch_path(key: str, batch: str | None) -> str | None:
+    """The image's path inside its zip (the key without `batch-<uuid>/`), None when not a batch image."""
+    if batch and key.startswith(batch + "/"):
+        return key[len(batch) + 1:]
+    return None
+
+
+def serving_key(size: str, image_id: str, extension: str) -> str:
+    return f"{size}/{image_id}-{size}.{extension}"
+
+
+def serving_keys(image_id: str, extension: str) -> dict[str, str]:
+    return {size: serving_key(size, image_id, extension) for size in SERVING_SIZES}
+
+
+def dead_letter_folder(errors: list[str]) -> str:
+    """The dead-letter folder for a list of error texts, in CONTRACT.md's order."""
+    if any("E11000" in e for e in errors):
+        folder = "DUPLICATE_IMAGE"
+    elif len(errors) > 1:
+        folder = "MULTIPLE_ERRORS"
+    else:
+        text = errors[0] if errors else ""
+        if "corrupt" in text.lower():
+            folder = "CORRUPTED_IMAGE_FILE"
+        elif not text.strip():
+            folder = "UNKNOWN_ERROR"
+        else:
+            folder = text
+    # FIX: no nested folders; one line; bounded length.
+    folder = " ".join(folder.replace("/", "_").split())
+    raw = folder.encode("utf-8")
+    if len(raw) > MAX_FOLDER_BYTES:
+        folder = raw[:MAX_FOLDER_BYTES].decode("utf-8", errors="ignore").rstrip()
+    return folder or "UNKNOWN_ERROR"
+
+
+def dead_letter_key(folder: str, image_id: str | None, name: str, attempt: int = 1) -> str:
+    """`<ERROR>/<imageId or UNKNOWN_ID>/<FileName>`; attempt 2, 3... adds `-2`, `-3` before the extension."""
+    if attempt > 1:
+        stem, ext = posixpath.splitext(name)
+        name = f"{stem}-{attempt}{ext}"
+    return f"{folder}/{image_id or UNKNOWN_ID}/{name}"
+
+
+def content_type_for(key: str) -> str:
+    ext = posixpath.splitext(key)[1].lower()
+    return {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png",
+            ".zip": "application/zip"}.get(ext, "application/octet-stream")

@@ -1,0 +1,115 @@
+"""What `ingest` was given, turned into a stream of objects to process.
+
+A SOURCE is a file, a folder (recursive), a `.zip`, or `s3://bucket/prefix`. Only objects of the
+stage's ingestion bucket are deleted after their terminal copy (what the Lambda does); every other
+source is read and left as it is.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from animl_ingest_cli import keys
+from animl_ingest_cli.batches import ZipSource
+from animl_ingest_cli.context import StageContext
+from animl_ingest_cli.errors import InputError
+from animl_ingest_cli.stores import LocalStore, Store
+
+
+@dataclass
+class WorkItem:
+    store: Store
+    key: str
+    delete_source: bool
+    batch: str | None = None
+    skip_reason: str | None = None  # set for zip entries that must not be processed
+
+
+@dataclass
+class SourceSpec:
+    text: str
+    kind: str  # s3 | file | folder | zip
+    path: Path | None = None
+    bucket: str | None = None
+    prefix: str = ""
+
+
+def parse_sources(sources: list[str], batch: str | None = None) -> list[SourceSpec]:
+    """Check every source up front, so a typo fails before anything is processed."""
+    if not sources:
+        raise InputError("give at least one SOURCE: a file, a folder, a .zip or s3://bucket/prefix")
+    if batch is not None and not keys.BATCH_ID_RE.match(batch):
+        raise InputError(f"--batch must look like batch-<uuid v4, lower-case hex>, not {batch!r}")
+    specs = []
+    for text in sources:
+        if text.startswith("s3://"):
+            bucket, _, prefix = text[5:].partition("/")
+            if not bucket:
+                raise InputError(f"no bucket in {text!r}: use s3://BUCKET/PREFIX")
+            specs.append(SourceSpec(text, "s3", bucket=bucket, prefix=prefix))
+            continue
+        path = Path(text)
+        if not path.exists():
+            raise InputError(f"no such file or directory: {text}")
+        if path.is_dir():
+            specs.append(SourceSpec(text, "folder", path=path))
+        elif path.suffix.lower() == ".zip":
+            specs.append(SourceSpec(text, "zip", path=path))
+        elif path.is_file():
+            specs.append(SourceSpec(text, "file", path=path))
+        else:
+            raise InputError(f"not a regular file or folder: {text}")
+    if batch is not None and any(s.kind != "zip" for s in specs):
+        raise InputError("--batch applies to .zip sources only")
+    return specs
+
+
+def _walk(root: Path) -> Iterator[str]:
+    """Relative keys of the files under a folder, sorted, hidden files and folders left out."""
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        rel = os.path.relpath(dirpath, root)
+        for name in sorted(filenames):
+            if name.startswith("."):
+                continue
+            yield name if rel == "." else f"{rel.replace(os.sep, '/')}/{name}"
+
+
+def _zip_items(path: Path, batch: str | None) -> Iterator[WorkItem]:
+    zsrc = ZipSource.open(path)
+    try:
+        for entry in zsrc.entries():
+            yield WorkItem(zsrc, entry.name, False, batch, entry.problem)
+    finally:
+        zsrc.close()
+
+
+def iter_work(ctx: StageContext, specs: list[SourceSpec], batch: str | None = None) -> Iterator[WorkItem]:
+    """Stream the objects to process; nothing is listed ahead of the work."""
+    ingestion = ctx.bucket("ingestion")
+    for spec in specs:
+        if spec.kind == "s3":
+            assert spec.bucket is not None
+            store = ctx.store_for_bucket(spec.bucket)
+            delete = spec.bucket == ingestion
+            for info in store.list(spec.prefix):
+                if not info.key.endswith("/"):
+                    yield WorkItem(store, info.key, delete)
+        elif spec.kind == "zip":
+            assert spec.path is not None
+            yield from _zip_items(spec.path, batch)
+        elif spec.kind == "file":
+            assert spec.path is not None
+            folder = spec.path.resolve().parent
+            yield WorkItem(LocalStore(folder), spec.path.name, False)
+        else:
+            assert spec.path is not None
+            folder_store = LocalStore(spec.path.resolve())
+            for key in _walk(spec.path):
+                if keys.kind(key) == "batch":
+                    yield from _zip_items(spec.path / key, batch)
+                else:
+                    yield WorkItem(folder_store, key, False)

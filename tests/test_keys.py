@@ -1,0 +1,73 @@
+"""Key layouts of CONTRACT.md section 1."""
+
+from __future__ import annotations
+
+import pytest
+
+from animl_ingest_cli import keys
+
+UUID = "0d6c4d5e-1b8a-4c4e-9f55-2a1b3c4d5e6f"
+
+
+@pytest.mark.parametrize("raw,key", [
+    ("IMG+0001.JPG", "IMG 0001.JPG"),
+    ("a%2Bb.jpg", "a+b.jpg"),
+    ("caf%C3%A9+%E2%98%83.jpg", "café ☃.jpg"),
+    (f"batch-{UUID}/deep/dir/x%20y.png", f"batch-{UUID}/deep/dir/x y.png"),
+])
+def test_event_keys_are_decoded_plus_first(raw: str, key: str) -> None:
+    assert keys.decode_event_key(raw) == key
+
+
+def test_file_name_lowercases_only_the_extension() -> None:
+    assert keys.file_name("dir/IMG_0001.JPG") == "IMG_0001.jpg"
+    assert keys.file_name("Trail Cam+1.JpEg") == "Trail Cam+1.jpeg"
+
+
+@pytest.mark.parametrize("key,kind", [("a.JPG", "image"), ("a.jpeg", "image"), ("a.PNG", "image"),
+                                      ("batch-x.zip", "batch"), ("a.tif", "unsupported"),
+                                      ("noext", "unsupported")])
+def test_kind(key: str, kind: str) -> None:
+    assert keys.kind(key) == kind
+
+
+def test_batch_id_and_path() -> None:
+    key = f"batch-{UUID}/cam 1/IMG_1.JPG"
+    assert keys.batch_id(key) == f"batch-{UUID}"
+    assert keys.batch_path(key, keys.batch_id(key)) == "cam 1/IMG_1.JPG"
+    assert keys.batch_id(f"batch-{UUID}.zip") == f"batch-{UUID}"
+    assert keys.batch_id("IMG_1.JPG") is None
+    assert keys.batch_id(f"batch-{UUID.upper()}/x.jpg") is None  # uuid is lower-case hex
+    assert keys.batch_id(f"batch-{UUID}x/x.jpg") is None
+
+
+def test_serving_keys_keep_the_colon_of_the_image_id() -> None:
+    assert keys.serving_keys("proj:abc", "jpg") == {
+        "original": "original/proj:abc-original.jpg",
+        "medium": "medium/proj:abc-medium.jpg",
+        "small": "small/proj:abc-small.jpg"}
+
+
+@pytest.mark.parametrize("errors,folder", [
+    (["E11000 duplicate key error collection"], "DUPLICATE_IMAGE"),
+    (["Unknown Serial Number", "E11000 dup"], "DUPLICATE_IMAGE"),
+    (["Unknown Serial Number", "Unknown DateTimeOriginal"], "MULTIPLE_ERRORS"),
+    (["corrupt image file: not a JPEG"], "CORRUPTED_IMAGE_FILE"),
+    (["Image is CORRUPT"], "CORRUPTED_IMAGE_FILE"),
+    ([""], "UNKNOWN_ERROR"),
+    ([], "UNKNOWN_ERROR"),
+    (["Image Size Exceed 8 MB"], "Image Size Exceed 8 MB"),
+    (["a/b/c failed"], "a_b_c failed"),
+    (["line one\nline two"], "line one line two"),
+])
+def test_dead_letter_folder(errors: list[str], folder: str) -> None:
+    assert keys.dead_letter_folder(errors) == folder
+
+
+def test_dead_letter_folder_is_bounded() -> None:
+    assert len(keys.dead_letter_folder(["é" * 500]).encode()) <= keys.MAX_FOLDER_BYTES
+
+
+def test_dead_letter_key_suffix_goes_before_the_extension() -> None:
+    assert keys.dead_letter_key("X", None, "a.b.jpg") == "X/UNKNOWN_ID/a.b.jpg"
+    assert keys.dead_letter_key("X", "p:1", "a.b.jpg", 3) == "X/p:1/a.b-3.jpg"
