@@ -1,0 +1,139 @@
+"""Run a command and measure it: wall time, CPU seconds of its whole process tree, peak memory.
+
+CPU and the single-process peak come from the kernel (`os.wait4`): the rusage of a reaped child
+includes every descendant it reaped in turn, so worker processes are counted in the CPU seconds.
+`ru_maxrss` is the peak of the largest single process of the tree, not a sum, so a sampler thread
+also reads /proc every 20 ms and records the peak of the tree's summed PSS (proportional set size:
+pages shared between a parent and its forked workers are split between them, not counted twice).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+SAMPLE_SECONDS = 0.02
+
+
+@dataclass
+class Measured:
+    """What one run cost. `tree_peak_mb` is sampled (may miss a spike shorter than 20 ms);
+    `maxrss_mb` is exact but covers only the largest single process."""
+
+    argv: list[str]
+    returncode: int
+    wall_s: float
+    cpu_s: float
+    user_s: float
+    sys_s: float
+    maxrss_mb: float
+    tree_peak_mb: float
+    max_processes: int
+    stdout: str = field(repr=False, default="")
+    stderr: str = field(repr=False, default="")
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d.pop("stdout")
+        d["stderr_tail"] = self.stderr[-2000:]
+        d.pop("stderr")
+        return d
+
+
+def _children(pid: int) -> list[int]:
+    out: list[int] = []
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            try:
+                text = Path(f"/proc/{pid}/task/{tid}/children").read_text()
+            except OSError:
+                continue
+            out.extend(int(c) for c in text.split())
+    except OSError:
+        pass
+    return out
+
+
+def _pss_kb(pid: int) -> int:
+    """PSS of one process from smaps_rollup; RSS from status when smaps_rollup is unreadable."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def tree_pids(root: int) -> list[int]:
+    seen, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        if pid in seen:
+            continue
+        seen.append(pid)
+        todo.extend(_children(pid))
+    return seen
+
+
+class _Sampler(threading.Thread):
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.pid = pid
+        self.peak_kb = 0
+        self.max_procs = 0
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            pids = tree_pids(self.pid)
+            total = sum(_pss_kb(p) for p in pids)
+            self.peak_kb = max(self.peak_kb, total)
+            self.max_procs = max(self.max_procs, len(pids))
+            self.stop.wait(SAMPLE_SECONDS)
+
+
+def run_measured(argv: list[str], *, env: dict[str, str] | None = None, cwd: str | Path | None = None,
+                 timeout: float = 3600) -> Measured:
+    """Start `argv`, sample its tree until it exits, reap it with wait4 and return the figures."""
+    start = time.perf_counter()
+    out_f = _tmpfile()
+    err_f = _tmpfile()
+    proc = subprocess.Popen(argv, env=env, cwd=cwd, stdout=out_f, stderr=err_f, stdin=subprocess.DEVNULL)
+    sampler = _Sampler(proc.pid)
+    sampler.start()
+    killer = threading.Timer(timeout, proc.kill)
+    killer.start()
+    try:
+        _, status, usage = os.wait4(proc.pid, 0)
+    finally:
+        killer.cancel()
+    wall = time.perf_counter() - start
+    sampler.stop.set()
+    sampler.join()
+    proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here: keep Popen from waiting again
+    out_f.seek(0)
+    err_f.seek(0)
+    stdout, stderr = out_f.read().decode("utf-8", "replace"), err_f.read().decode("utf-8", "replace")
+    out_f.close()
+    err_f.close()
+    return Measured(argv=[str(a) for a in argv], returncode=proc.returncode, wall_s=wall,
+                    cpu_s=usage.ru_utime + usage.ru_stime, user_s=usage.ru_utime, sys_s=usage.ru_stime,
+                    maxrss_mb=usage.ru_maxrss / 1024, tree_peak_mb=sampler.peak_kb / 1024,
+                    max_processes=sampler.max_procs, stdout=stdout, stderr=stderr)
+
+
+def _tmpfile():  # noqa: ANN202
+    import tempfile
+
+    return tempfile.TemporaryFile()
