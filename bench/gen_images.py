@@ -137,7 +137,7 @@ def ensure_set(folder: Path, kind: str, count: int, *, workers: int | None = Non
                log=print) -> list[Path]:  # noqa: ANN001
     """Make (or reuse) `folder` holding `count` images of `kind`; returns their paths in order."""
     specs = plan(kind, count)
-    manifest = folder / "manifest.json"
+    manifest = folder.parent / f"{folder.name}.manifest.json"  # beside, not inside: ingest reads it all
     want = {"version": GEN_VERSION, "quality": JPEG_QUALITY, "kind": kind,
             "specs": [asdict(s) for s in specs]}
     if manifest.exists():
