@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import botocore.exceptions
 import requests
+import urllib3
 
 from animl_ingest_cli import redact
 from animl_ingest_cli.aws import error_code, is_credentials_error
@@ -141,8 +142,8 @@ class GraphQLApi:
 
     `time_left` (seconds the caller still has, e.g. a Lambda's remaining time) bounds every attempt
     and every pause; `margin` seconds are always left to the caller. Each attempt takes at most
-    min(timeout, time left - margin): the connect part is capped at CONNECT_TIMEOUT and the rest
-    waits for the answer. HTTP 429 (API Gateway throttling) is retried like a 5xx; other 4xx and
+    min(timeout, time left - margin), connecting and waiting for the answer together (the connect
+    part is capped at CONNECT_TIMEOUT). HTTP 429 (API Gateway throttling) is retried like a 5xx; other 4xx and
     GraphQL errors are answers, not failures of transport, and are raised at once.
     """
 
@@ -240,11 +241,12 @@ class GraphQLApi:
         raise last
 
     def _attempt(self, name: str, body: bytes, budget: float) -> Any:
-        connect = min(CONNECT_TIMEOUT, budget / 3)
+        # `total` bounds connect + wait for the answer together (requests passes it to urllib3)
+        limit = urllib3.Timeout(total=budget, connect=min(CONNECT_TIMEOUT, budget))
         headers = {"Content-Type": "application/json", "x-api-key": self._api_key}
         try:
             resp = self._http().post(self.url, data=body, headers=headers,
-                                     timeout=(connect, budget - connect))
+                                     timeout=limit)
             content = resp.content
         except requests.RequestException as exc:
             raise ApiError(_transport_text(exc), transient=True) from None

@@ -140,7 +140,8 @@ class ApiStub:
         self._server.daemon_threads = True
         host, port = self._server.server_address[:2]
         self.url = f"http://{host}:{port}/internal"
-        self._thread = threading.Thread(target=self._server.serve_forever, name="apistub", daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02},
+                                        name="apistub", daemon=True)
         self._thread.start()
         return self
 
