@@ -165,6 +165,8 @@ class GraphQLApi:
         self.margin = margin
         self._session = session
         self._local = threading.local()
+        self._sessions: list[requests.Session] = []
+        self._sessions_lock = threading.Lock()
 
     def __repr__(self) -> str:  # never show the key
         return f"GraphQLApi(url={self.url!r})"
@@ -201,7 +203,17 @@ class GraphQLApi:
         session = getattr(self._local, "session", None)
         if session is None:  # a Session is not safe to share between threads
             session = self._local.session = requests.Session()
+            with self._sessions_lock:
+                self._sessions.append(session)
         return session
+
+    def close(self) -> None:
+        """Close the connection pools this client opened (not a session it was given)."""
+        with self._sessions_lock:
+            sessions, self._sessions = self._sessions, []
+        for session in sessions:
+            session.close()
+        self._local = threading.local()
 
     def _budget(self) -> float | None:
         """Seconds the next attempt may take, or None when there is no time for one."""

@@ -139,7 +139,9 @@ class LocalApi:
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+            # used by its own thread only; check_same_thread=False lets close() end it from another
+            conn = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                                   check_same_thread=False)
             conn.row_factory = sqlite3.Row
             conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             conn.execute("PRAGMA journal_mode=WAL")
@@ -166,10 +168,7 @@ class LocalApi:
         with self._lock:
             conns, self._conns = self._conns, []
         for conn in conns:
-            try:
-                conn.close()
-            except sqlite3.ProgrammingError:
-                pass  # made in another thread that is gone; SQLite closes it with the thread's objects
+            conn.close()
         self._local = threading.local()
 
     # --- set-up for the local stage and tests ---------------------------------------------------
@@ -291,23 +290,21 @@ class LocalApi:
         return record
 
     # --- reading back (tests, the CLI summary) ---------------------------------------------------
-    def _rows(self, sql: str) -> list[dict[str, Any]]:
-        return [dict(r) for r in self._conn().execute(sql).fetchall()]
+    def _rows(self, sql: str, json_column: str | None = None) -> list[dict[str, Any]]:
+        rows = [dict(r) for r in self._conn().execute(sql).fetchall()]
+        if json_column:
+            for r in rows:
+                r[json_column] = json.loads(r[json_column])
+        return rows
 
     def images(self) -> list[dict[str, Any]]:
-        rows = self._rows("SELECT * FROM images ORDER BY rowid")
-        for r in rows:
-            r["md"] = json.loads(r["md"])
-        return rows
+        return self._rows("SELECT * FROM images ORDER BY rowid", json_column="md")
 
     def image_errors(self) -> list[dict[str, Any]]:
         return self._rows("SELECT _id, image, batch, path, error, created FROM image_errors ORDER BY seq")
 
     def batches(self) -> list[dict[str, Any]]:
-        rows = self._rows("SELECT * FROM batches ORDER BY rowid")
-        for r in rows:
-            r["fields"] = json.loads(r["fields"])
-        return rows
+        return self._rows("SELECT * FROM batches ORDER BY rowid", json_column="fields")
 
     def batch_errors(self) -> list[dict[str, Any]]:
         return self._rows("SELECT _id, batch, error, created FROM batch_errors ORDER BY seq")

@@ -277,6 +277,9 @@ def test_threads_share_one_client(api_stub: ApiStub) -> None:
         attempts = list(pool.map(lambda i: api.create_image(md_for(f"img {i}".encode())), range(24)))
     assert all(a.ok for a in attempts)
     assert len({a.image_id for a in attempts}) == 24
+    assert 1 <= len(api._sessions) <= 8  # one connection pool per thread
+    api.close()
+    assert api._sessions == []
 
 
 # --- the key never shows ---------------------------------------------------------------------------
@@ -355,3 +358,32 @@ def test_refused_secret_is_a_credentials_error(dev_ctx: StageContext) -> None:
     dev_ctx._clients["secretsmanager"] = Refusing()
     with pytest.raises(CredentialsError, match="^reading secret api-key-dev refused: AccessDeniedException$"):
         api_for(dev_ctx)
+
+
+# --- the stand-in answers like animl-api -----------------------------------------------------------
+@pytest.mark.parametrize("body,headers,status,text", [
+    ({"query": "mutation { createImageError(input: $input) { _id } }",
+      "variables": {"input": {"error": "e", "image": "p:1", "batch": None}}}, {}, 400,
+     'Expected non-nullable type "String!" not to be null'),
+    ({"query": "mutation { createImageError(input: $input) { _id } }",
+      "variables": {"input": {"error": "e", "image": "p:1", "batch": "", "path": "a.jpg"}}}, {}, 400,
+     'Field "path" is not defined by type "CreateImageErrorInput"'),  # the Node code also sent `path`
+    ({"query": "mutation { createImage(input: $input) { imageAttempt { _id } } }",
+      "variables": {"input": {"md": "not an object"}}}, {}, 400, "JSONObject cannot represent"),
+    ({"query": "mutation { deleteImages(input: $input) { isOk } }", "variables": {}}, {}, 400,
+     'Cannot query field "deleteImages" on type "Mutation"'),
+    ({"query": "mutation { createBatchError(input: $input) { _id } }",
+      "variables": {"input": {"error": "e", "batch": "b"}}}, {"Content-Type": "text/plain"}, 400, "CSRF"),
+    ({"query": "mutation { createBatchError(input: $input) { _id } }",
+      "variables": {"input": {"error": "e", "batch": "b"}}}, {}, 200, ""),
+])
+def test_stand_in_coerces_input_like_apollo(api_stub: ApiStub, body: dict, headers: dict, status: int,
+                                            text: str) -> None:
+    resp = requests.post(api_stub.url, data=json.dumps(body),
+                         headers={"Content-Type": "application/json", "x-api-key": api_stub.api_key,
+                                  **headers}, timeout=5)
+    assert resp.status_code == status
+    if status == 200:
+        assert resp.json()["data"]["createBatchError"]["batch"] == "b"
+    else:
+        assert text in resp.json()["errors"][0]["message"]

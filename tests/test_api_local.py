@@ -178,6 +178,8 @@ def test_threads_race_for_one_image(api: LocalApi) -> None:
         attempts = list(pool.map(lambda _: api.create_image(md_for()), range(16)))
     assert sum(a.ok for a in attempts) == 1
     assert sum("E11000" in "".join(a.errors) for a in attempts) == 15
+    api.close()  # closes the pool threads' connections too
+    assert api.images()[0]["serial"] == "SN-1"  # and a new one opens on demand
 
 
 def test_processes_share_the_catalog(tmp_path: Path) -> None:
