@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import botocore.exceptions
 import requests
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from animl_ingest_cli.context import StageContext
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # The batch value sent by createImageError for an image that has no batch (a wireless image).
 # animl-api declares `CreateImageErrorInput { error: String!, image: String!, batch: String! }` and
@@ -64,6 +65,36 @@ mutation CreateBatchError($input: CreateBatchErrorInput!) {
 MAX_ERROR_TEXT = 300        # an error body is cut to this many characters (it may name a folder)
 CONNECT_TIMEOUT = 3.05      # the connect part of an attempt's budget; the rest waits for the answer
 MIN_ATTEMPT_SECONDS = 0.2   # an attempt with less time than this is not started
+
+
+class PerThread(Generic[T]):
+    """One resource per thread (requests sessions and SQLite connections must not be shared),
+    all of them remembered so `close_all` can end them once no thread uses them any more."""
+
+    def __init__(self, make: Callable[[], T], close: Callable[[T], None]) -> None:
+        self._make, self._close = make, close
+        self._local = threading.local()
+        self._all: list[T] = []
+        self._lock = threading.Lock()
+
+    def get(self) -> T:
+        item = getattr(self._local, "item", None)
+        if item is None:
+            item = self._local.item = self._make()
+            with self._lock:
+                self._all.append(item)
+        return item
+
+    def close_all(self) -> None:
+        with self._lock:
+            items, self._all = self._all, []
+        for item in items:
+            self._close(item)
+        self._local = threading.local()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._all)
 
 
 @dataclass
@@ -164,9 +195,7 @@ class GraphQLApi:
         self.backoff = backoff
         self.margin = margin
         self._session = session
-        self._local = threading.local()
-        self._sessions: list[requests.Session] = []
-        self._sessions_lock = threading.Lock()
+        self._sessions = PerThread(requests.Session, lambda s: s.close())
 
     def __repr__(self) -> str:  # never show the key
         return f"GraphQLApi(url={self.url!r})"
@@ -198,22 +227,11 @@ class GraphQLApi:
 
     # --- transport -------------------------------------------------------------------------------
     def _http(self) -> requests.Session:
-        if self._session is not None:
-            return self._session
-        session = getattr(self._local, "session", None)
-        if session is None:  # a Session is not safe to share between threads
-            session = self._local.session = requests.Session()
-            with self._sessions_lock:
-                self._sessions.append(session)
-        return session
+        return self._session if self._session is not None else self._sessions.get()
 
     def close(self) -> None:
         """Close the connection pools this client opened (not a session it was given)."""
-        with self._sessions_lock:
-            sessions, self._sessions = self._sessions, []
-        for session in sessions:
-            session.close()
-        self._local = threading.local()
+        self._sessions.close_all()
 
     def _budget(self) -> float | None:
         """Seconds the next attempt may take, or None when there is no time for one."""

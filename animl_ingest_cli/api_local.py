@@ -16,7 +16,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sqlite3
-import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from animl_ingest_cli.api import ImageAttempt
+from animl_ingest_cli.api import ImageAttempt, PerThread
 from animl_ingest_cli.errors import ApiError, StoreError
 
 DEFAULT_PROJECT = "default_project"
@@ -121,9 +120,7 @@ class LocalApi:
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
-        self._local = threading.local()
-        self._conns: list[sqlite3.Connection] = []
-        self._lock = threading.Lock()
+        self._conns = PerThread(self._connect, lambda c: c.close())
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with self._tx() as c:
@@ -136,20 +133,18 @@ class LocalApi:
         return f"LocalApi({str(self.path)!r})"
 
     # --- connections ----------------------------------------------------------------------------
-    def _conn(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            # used by its own thread only; check_same_thread=False lets close() end it from another
-            conn = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
-                                   check_same_thread=False)
-            conn.row_factory = sqlite3.Row
-            conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            self._local.conn = conn
-            with self._lock:
-                self._conns.append(conn)
+    def _connect(self) -> sqlite3.Connection:
+        # used by its own thread only; check_same_thread=False lets close() end it from another
+        conn = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                               check_same_thread=False)
+        conn.row_factory = sqlite3.Row
+        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
         return conn
+
+    def _conn(self) -> sqlite3.Connection:
+        return self._conns.get()
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
@@ -165,11 +160,7 @@ class LocalApi:
 
     def close(self) -> None:
         """Close every connection this object opened (call once no thread uses it any more)."""
-        with self._lock:
-            conns, self._conns = self._conns, []
-        for conn in conns:
-            conn.close()
-        self._local = threading.local()
+        self._conns.close_all()
 
     # --- set-up for the local stage and tests ---------------------------------------------------
     def register_camera(self, serial: str, project: str) -> None:

@@ -279,7 +279,7 @@ def test_threads_share_one_client(api_stub: ApiStub) -> None:
     assert len({a.image_id for a in attempts}) == 24
     assert 1 <= len(api._sessions) <= 8  # one connection pool per thread
     api.close()
-    assert api._sessions == []
+    assert len(api._sessions) == 0
 
 
 # --- the key never shows ---------------------------------------------------------------------------
