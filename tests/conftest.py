@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.apistub import api_stub  # noqa: F401 - the animl-api stand-in fixture
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 CORPUS = SHARED / "corpus"

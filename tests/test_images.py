@@ -1,0 +1,210 @@
+"""Thumbnails: sizes, formats, modes, truncated JPEGs, pixel bombs, draft decoding."""
+
+from __future__ import annotations
+
+import io
+import resource
+import struct
+import time
+import zlib
+
+import pytest
+from PIL import Image, ImageFile, JpegImagePlugin
+
+from animl_ingest_cli.errors import ImageError
+from animl_ingest_cli.images import MAX_PIXELS, fit, make_thumbnails, probe
+from tests.conftest import CORPUS_IMAGES, corpus_files, needs_corpus
+
+
+def encode(img: Image.Image, fmt: str, **options: object) -> bytes:
+    out = io.BytesIO()
+    img.save(out, fmt, **options)
+    return out.getvalue()
+
+
+def photo(size: tuple[int, int], mode: str = "RGB") -> Image.Image:
+    """A picture with structure (gradients), so JPEG has real scan data to cut."""
+    w, h = size
+    r = Image.linear_gradient("L").resize(size)
+    g = Image.radial_gradient("L").resize(size)
+    b = Image.linear_gradient("L").rotate(90).resize(size)
+    img = Image.merge("RGB", (r, g, b))
+    return img if mode == "RGB" else img.convert(mode)
+
+
+def decoded(thumb_data: bytes) -> Image.Image:
+    img = Image.open(io.BytesIO(thumb_data))
+    img.load()
+    return img
+
+
+@pytest.mark.parametrize("size,medium,small", [
+    ((4000, 3000), (940, 705), (120, 90)),       # landscape
+    ((3000, 4000), (705, 940), (90, 120)),       # portrait
+    ((2000, 2000), (940, 940), (120, 120)),
+    ((1000, 10), (940, 9), (120, 1)),            # extreme aspect, at least one pixel
+    ((500, 300), (500, 300), (120, 72)),         # medium not enlarged
+    ((100, 50), (100, 50), (100, 50)),           # neither enlarged
+])
+def test_sizes_fit_the_boxes_and_are_never_enlarged(size: tuple[int, int], medium: tuple[int, int],
+                                                    small: tuple[int, int]) -> None:
+    assert fit(size, (940, 940)) == medium and fit(size, (120, 120)) == small
+    m, s = make_thumbnails(encode(photo(size), "JPEG", quality=80))
+    assert (m.width, m.height) == medium and (s.width, s.height) == small
+    assert decoded(m.data).size == medium and decoded(s.data).size == small
+    assert m.content_type == s.content_type == "image/jpeg"
+
+
+def test_small_image_is_re_encoded_at_its_own_size() -> None:
+    src = encode(photo((80, 60)), "PNG")
+    m, s = make_thumbnails(src)
+    assert (m.width, m.height) == (s.width, s.height) == (80, 60)
+    assert decoded(m.data).tobytes() == Image.open(io.BytesIO(src)).convert("RGB").tobytes()  # lossless
+
+
+def test_png_stays_png_and_keeps_alpha() -> None:
+    img = photo((1200, 800)).convert("RGBA")
+    img.paste((0, 0, 0, 0), (0, 0, 600, 800))  # left half fully transparent
+    m, s = make_thumbnails(encode(img, "PNG"))
+    assert m.content_type == s.content_type == "image/png"
+    for thumb, size in ((m, (940, 627)), (s, (120, 80))):
+        out = decoded(thumb.data)
+        assert out.format == "PNG" and out.mode == "RGBA" and out.size == size
+        assert out.getpixel((2, 2))[3] == 0 and out.getpixel((size[0] - 3, 2))[3] == 255
+
+
+@pytest.mark.parametrize("mode,expected", [
+    ("P", "RGB"), ("L", "L"), ("LA", "LA"), ("1", "L"), ("I;16", "I;16"),
+])
+def test_png_modes(mode: str, expected: str) -> None:
+    img = photo((1000, 400))
+    if mode == "I;16":  # 16-bit grey with values above 255
+        img = img.convert("L").convert("I").point(lambda v: v * 256).convert("I;16")
+    else:
+        img = img.convert(mode)
+    m, s = make_thumbnails(encode(img, "PNG"))
+    assert decoded(m.data).mode == expected and decoded(s.data).size == (120, 48)
+    if mode == "I;16":
+        assert decoded(m.data).getextrema()[1] > 255
+
+
+def test_palette_png_with_transparency_gets_alpha() -> None:
+    img = photo((300, 300)).convert("P", palette=Image.Palette.ADAPTIVE, colors=16)
+    m, _ = make_thumbnails(encode(img, "PNG", transparency=0))
+    assert decoded(m.data).mode == "RGBA"
+
+
+@pytest.mark.parametrize("mode,expected", [("RGB", "RGB"), ("L", "L"), ("CMYK", "RGB")])
+def test_jpeg_modes(mode: str, expected: str) -> None:
+    m, s = make_thumbnails(encode(photo((1600, 1200), mode), "JPEG"))
+    assert decoded(m.data).format == "JPEG" and decoded(m.data).mode == expected
+    assert decoded(s.data).mode == expected
+
+
+def test_truncated_jpeg_is_accepted_without_touching_the_global() -> None:
+    full = encode(photo((1600, 1200)), "JPEG", quality=90)
+    cut = full[:len(full) // 3]
+    with pytest.raises(OSError, match="truncated"):  # Pillow alone refuses it
+        Image.open(io.BytesIO(cut)).load()
+    m, s = make_thumbnails(cut)
+    assert (m.width, m.height) == (940, 705) and (s.width, s.height) == (120, 90)
+    assert ImageFile.LOAD_TRUNCATED_IMAGES is False
+    with pytest.raises(OSError, match="truncated"):  # and still refuses it afterwards
+        Image.open(io.BytesIO(cut)).load()
+
+
+def test_truncated_progressive_jpeg_is_accepted() -> None:
+    full = encode(photo((1200, 900)), "JPEG", progressive=True)
+    m, _ = make_thumbnails(full[:len(full) // 4])
+    assert (m.width, m.height) == (940, 705)
+
+
+def test_jpeg_cut_inside_its_header_is_corrupt() -> None:
+    with pytest.raises(ImageError, match="corrupt"):
+        make_thumbnails(encode(photo((800, 600)), "JPEG")[:120])
+
+
+@pytest.mark.parametrize("data", [b"", b"hello, I am text with a .jpg name", b"\xff\xd8\xff\xe0garbage",
+                                  b"\x89PNG\r\n\x1a\n" + b"\x00" * 40])
+def test_non_images_are_corrupt(data: bytes) -> None:
+    with pytest.raises(ImageError, match="corrupt"):
+        make_thumbnails(data)
+
+
+def test_gif_with_an_image_extension_is_corrupt() -> None:
+    with pytest.raises(ImageError, match="corrupt"):
+        make_thumbnails(encode(photo((50, 50)), "GIF"))
+
+
+def png_header_bomb(width: int, height: int) -> bytes:
+    """A valid PNG header claiming `width`x`height`, with a few bytes of IDAT: nothing allocated."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+            + chunk(b"IEND", b""))
+
+
+def test_pixel_bomb_is_refused_before_decoding() -> None:
+    bomb = png_header_bomb(40000, 40000)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    start = time.perf_counter()
+    with pytest.raises(ImageError) as info:
+        make_thumbnails(bomb)
+    assert time.perf_counter() - start < 0.5
+    grown_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+    assert grown_kb < 50_000  # 1.6 GP of RGB would be 4.8 GB
+    assert info.value.message == f"image too large to decode: 40000x40000 pixels (limit {MAX_PIXELS})"
+    assert "corrupt" not in info.value.message
+
+
+def test_pixel_limit_boundary() -> None:
+    assert probe(png_header_bomb(8000, 8000)).width == 8000  # exactly 64 MP passes the header check
+    with pytest.raises(ImageError, match="too large"):
+        probe(png_header_bomb(8000, 8001))
+
+
+def test_large_jpeg_is_decoded_in_draft_mode(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[tuple[str | None, tuple[int, int] | None, tuple[int, int]]] = []
+    real = JpegImagePlugin.JpegImageFile.draft
+
+    def spy(self: JpegImagePlugin.JpegImageFile, mode: str | None, size: tuple[int, int] | None):  # noqa: ANN202
+        result = real(self, mode, size)
+        seen.append((mode, size, self.size))
+        return result
+
+    monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "draft", spy)
+    data = encode(photo((4000, 3000)), "JPEG", quality=85)  # 12 MP
+    start = time.perf_counter()
+    m, s = make_thumbnails(data)
+    elapsed = time.perf_counter() - start
+    assert seen == [("RGB", (940, 705), (1000, 750))]  # libjpeg decoded at 1/4 scale
+    assert (m.width, m.height, s.width, s.height) == (940, 705, 120, 90)
+    assert elapsed < 1.0
+
+
+def test_probe_reads_the_header() -> None:
+    info = probe(encode(photo((321, 123)), "PNG"))
+    assert (info.format, info.width, info.height, info.content_type) == ("PNG", 321, 123, "image/png")
+
+
+@needs_corpus
+def test_corpus_truncated_scan_data_is_accepted() -> None:
+    m, s = make_thumbnails((CORPUS_IMAGES / "adv_truncated_scan_data.jpg").read_bytes())
+    assert m.content_type == "image/jpeg" and (s.width, s.height) == (120, 90)
+
+
+@needs_corpus
+@pytest.mark.parametrize("path", corpus_files(), ids=lambda p: p.name)
+def test_corpus(path) -> None:  # noqa: ANN001 - a pytest parameter
+    data = path.read_bytes()
+    if path.name in ("adv_zero_bytes.jpg", "adv_text_named.jpg"):
+        with pytest.raises(ImageError, match="corrupt"):
+            make_thumbnails(data)
+        return
+    m, s = make_thumbnails(data)
+    assert m.width <= 940 and m.height <= 940 and s.width <= 120 and s.height <= 120
+    expected = "image/png" if path.suffix.lower() == ".png" else "image/jpeg"
+    assert m.content_type == s.content_type == expected
+    assert decoded(m.data).size == (m.width, m.height)
