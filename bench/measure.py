@@ -9,6 +9,7 @@ pages shared between a parent and its forked workers are split between them, not
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import threading
@@ -137,3 +138,35 @@ def _tmpfile():  # noqa: ANN202
     import tempfile
 
     return tempfile.TemporaryFile()
+
+
+def parse_jsonl(stdout: str) -> tuple[list[dict], dict | None]:
+    """A `--json` command's output: its item objects, and its `{"summary": ...}` object (or None)."""
+    items, summary = [], None
+    for line in stdout.splitlines():
+        line = line.strip()
+        if not line.startswith("{"):
+            continue
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            continue
+        if "summary" in obj:
+            summary = obj["summary"]
+        else:
+            items.append(obj)
+    return items, summary
+
+
+def fake_aws_env(scratch: Path, **extra: str) -> dict[str, str]:
+    """This environment without any AWS setting, profile or stage of the user's: fake credentials
+    and config files that do not exist, so a run can never reach a real account."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("AWS_") and k not in ("ANIML_STAGE", "API_KEY", "ANIML_API_KEY")}
+    env.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-west-2",
+               AWS_REGION="us-west-2", AWS_EC2_METADATA_DISABLED="true",
+               AWS_CONFIG_FILE=str(scratch / "no-aws-config"),
+               AWS_SHARED_CREDENTIALS_FILE=str(scratch / "no-aws-credentials"),
+               ANIML_STATE_DIR=str(scratch / "state"))
+    env.update(extra)
+    return env

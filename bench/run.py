@@ -25,7 +25,7 @@ REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 
 import gen_images  # noqa: E402
-from measure import Measured, run_measured  # noqa: E402
+from measure import Measured, fake_aws_env, parse_jsonl, run_measured  # noqa: E402
 
 CLI = [sys.executable, "-m", "animl_ingest_cli"]
 NODE_DIR = HERE / "node"
@@ -39,31 +39,7 @@ def log(msg: str) -> None:
 # --- the ingest command --------------------------------------------------------------------------
 def ingest_env(run_dir: Path) -> dict[str, str]:
     """A fresh local stage for each run: nothing left from an earlier run (no duplicates)."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("AWS_") and k not in ("ANIML_STAGE", "API_KEY", "ANIML_API_KEY")}
-    env.update(ANIML_LOCAL_DIR=str(run_dir / "animl-local"), ANIML_STATE_DIR=str(run_dir / "state"),
-               AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
-               AWS_DEFAULT_REGION="us-west-2", AWS_EC2_METADATA_DISABLED="true",
-               AWS_CONFIG_FILE=str(run_dir / "no-aws-config"),
-               AWS_SHARED_CREDENTIALS_FILE=str(run_dir / "no-aws-credentials"))
-    return env
-
-
-def parse_jsonl(stdout: str) -> tuple[list[dict], dict | None]:
-    items, summary = [], None
-    for line in stdout.splitlines():
-        line = line.strip()
-        if not line.startswith("{"):
-            continue
-        try:
-            obj = json.loads(line)
-        except ValueError:
-            continue
-        if "summary" in obj:
-            summary = obj["summary"]
-        else:
-            items.append(obj)
-    return items, summary
+    return fake_aws_env(run_dir, ANIML_LOCAL_DIR=str(run_dir / "animl-local"))
 
 
 class BenchFailure(Exception):

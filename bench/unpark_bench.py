@@ -11,7 +11,6 @@ its original bytes (ETag), content type and metadata.
 
 from __future__ import annotations
 
-import os
 import shutil
 import socket
 import sys
@@ -20,7 +19,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from measure import run_measured
+from measure import fake_aws_env, parse_jsonl, run_measured
 from s3proxy import CountingProxy
 
 STAGE = "dev"
@@ -49,15 +48,8 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def base_env(endpoint: str, state_dir: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("AWS_") and k not in ("ANIML_STAGE", "API_KEY", "ANIML_API_KEY")}
-    env.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION=REGION,
-               AWS_REGION=REGION, AWS_ENDPOINT_URL=endpoint, AWS_EC2_METADATA_DISABLED="true",
-               AWS_CONFIG_FILE=str(state_dir / "no-aws-config"),
-               AWS_SHARED_CREDENTIALS_FILE=str(state_dir / "no-aws-credentials"),
-               ANIML_STATE_DIR=str(state_dir / "state"), PYTHONUNBUFFERED="1")
-    return env
+def base_env(endpoint: str, scratch: Path) -> dict[str, str]:
+    return fake_aws_env(scratch, AWS_ENDPOINT_URL=endpoint, PYTHONUNBUFFERED="1")
 
 
 def _clients(endpoint: str):  # noqa: ANN202
@@ -137,21 +129,6 @@ def unpark_available(cli: list[str], env: dict[str, str]) -> str | None:
     return None
 
 
-def _last_summary(stdout: str) -> dict | None:
-    import json
-
-    for line in reversed(stdout.splitlines()):
-        line = line.strip()
-        if not line.startswith("{"):
-            continue
-        try:
-            obj = json.loads(line)
-        except ValueError:
-            continue
-        return obj.get("summary", obj)
-    return None
-
-
 def run(count: int, cli: list[str], log=print) -> dict:  # noqa: ANN001
     """The whole unpark comparison; returns the results (skips are recorded with their reason)."""
     import logging
@@ -200,7 +177,7 @@ def run(count: int, cli: list[str], log=print) -> dict:  # noqa: ANN001
                         res["requests_per_object"] = {k: v / count for k, v in sorted(counts.items())}
                         res["errors"] = dict(proxy.errors)
                         if name == "unpark":
-                            res["own_summary"] = _last_summary(m.stdout)
+                            res["own_summary"] = parse_jsonl(m.stdout)[1]
                     if m.returncode != 0:
                         res["stderr_tail"] = m.stderr[-1500:]
                     out[route] = res
