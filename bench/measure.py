@@ -141,7 +141,8 @@ def _tmpfile():  # noqa: ANN202
 
 
 def parse_jsonl(stdout: str) -> tuple[list[dict], dict | None]:
-    """A `--json` command's output: its item objects, and its `{"summary": ...}` object (or None)."""
+    """A `--json` command's output: its item objects, and its summary (or None): the value of a
+    `{"summary": {...}}` line, or a whole line flagged `{"summary": true, ...}`."""
     items, summary = [], None
     for line in stdout.splitlines():
         line = line.strip()
@@ -152,7 +153,7 @@ def parse_jsonl(stdout: str) -> tuple[list[dict], dict | None]:
         except ValueError:
             continue
         if "summary" in obj:
-            summary = obj["summary"]
+            summary = obj["summary"] if isinstance(obj["summary"], dict) else obj
         else:
             items.append(obj)
     return items, summary

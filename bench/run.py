@@ -153,7 +153,8 @@ def machine() -> dict:
                             capture_output=True, text=True).stdout.strip()
     dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"],
                            capture_output=True, text=True).stdout.strip()
-    return {"cpus": os.cpu_count(), "cpu_model": model, "python": platform.python_version(),
+    return {"cpus": os.cpu_count(), "cpu_model": model, "load_at_start": os.getloadavg()[0],
+            "python": platform.python_version(),
             "pillow": PIL.__version__, "commit": commit + ("-dirty" if dirty else ""),
             "when": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
 
@@ -175,6 +176,11 @@ def report(res: dict) -> str:
     mach = res["machine"]
     out.append(f"machine: {mach['cpus']} CPUs ({mach['cpu_model']}), Python {mach['python']}, "
                f"Pillow {mach['pillow']}, checkout {mach['commit']}, {mach['when']}")
+    busy = max(mach["load_at_start"], mach.get("load_at_end", 0.0))
+    if busy > 0.5 * (mach["cpus"] or 1):
+        out.append(f"WARNING: load average {mach['load_at_start']:.1f} at start, "
+                   f"{mach.get('load_at_end', 0.0):.1f} at end on {mach['cpus']} CPUs: other work shares "
+                   f"this machine, so wall times and scaling are unreliable (CPU seconds much less so)")
     main = res.get("main_set")
     if main:
         out.append(f"main set: {main['images']} images ({main['desc']}), {main['mb']:.0f} MB")
@@ -331,6 +337,7 @@ def main() -> int:
     except BenchFailure as exc:
         failed = str(exc)
         res["failed"] = failed
+    res["machine"]["load_at_end"] = os.getloadavg()[0]
     (out / "results.json").write_text(json.dumps(res, indent=2, default=str))
     print(report(res))
     if res.get("profile"):
