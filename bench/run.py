@@ -262,6 +262,61 @@ def unpark_report(up: dict) -> str:
     return "\n".join(out + lines)
 
 
+def markdown(res: dict) -> str:
+    """The README "Performance" table for these results (written to OUT/performance.md)."""
+    rows = []
+    i1, ia, node = res.get("ingest_1"), res.get("ingest_all"), res.get("node")
+    if i1 and ia:
+        rows.append(("CPU seconds per image, whole local-stage ingest",
+                     f"{i1['cpu_s_per_image']:.3f} (1 worker), {ia['cpu_s_per_image']:.3f} "
+                     f"({ia['workers']} workers)", ""))
+    if node:
+        rows.append(("CPU seconds per image, Node original's image work (sharp "
+                     f"{node['sharp']}, libvips {node['vips']})", f"{node['cpu_s_per_image']:.3f}", ""))
+    if "ratio" in res:
+        r = res["ratio"]
+        rows.append(("CPU ratio ingest / Node, same images",
+                     f"**{r['worst']:.3f}** (1 worker {r['ingest_1']:.3f}, {ia['workers']} workers "
+                     f"{r['ingest_all']:.3f}; start-up of each side taken out {r['without_startup']:.3f})",
+                     f"<= {GOAL_RATIO}"))
+    if i1 and ia:
+        sp = ia["images_per_s"] / i1["images_per_s"]
+        rows.append(("images per second", f"{i1['images_per_s']:.1f} (1 worker), {ia['images_per_s']:.1f} "
+                     f"({ia['workers']} workers): {sp:.2f}x", "near-linear"))
+    if "startup" in res:
+        rows.append(("command start-up (`ingest --help`)", f"{res['startup']['cpu_s']:.2f} CPU s", ""))
+    mem = res.get("memory")
+    if mem:
+        a, b = mem["runs"][0], mem["runs"][-1]
+        peak = [max(x["maxrss_mb"], x["tree_peak_mb"]) for x in (a, b)]
+        rows.append((f"peak memory, {a['images']} and {b['images']} images (3 MP, {mem['workers']} workers)",
+                     f"{peak[0]:.0f} MB and {peak[1]:.0f} MB ({mem['growth']:+.1%})", "equal within 10%"))
+    up = res.get("unpark", {})
+    n = up.get("objects")
+    if "unpark" in up:
+        d = up["unpark"]["direct"]
+        per = up["unpark"].get("counted", {}).get("requests_per_object", {})
+        rows.append((f"unpark of {n} objects (moto server)", f"{d['wall_s']:.1f} s, "
+                     f"{d['objects_per_s']:.0f} objects/s", ""))
+        rows.append(("unpark requests per object", ", ".join(f"{k} {v:.4g}" for k, v in per.items()),
+                     "1 copy + 1/1000 delete + listing"))
+    if "aws s3 mv" in up:
+        d = up["aws s3 mv"]["direct"]
+        per = up["aws s3 mv"].get("counted", {}).get("requests_per_object", {})
+        rows.append((f"`aws s3 mv --recursive`, same {n} objects", f"{d['wall_s']:.1f} s, "
+                     f"{d['objects_per_s']:.0f} objects/s; "
+                     + ", ".join(f"{k} {v:.4g}" for k, v in per.items()), ""))
+        if "unpark" in up:
+            ratio = up["unpark"]["direct"]["wall_s"] / d["wall_s"]
+            rows.append(("unpark / `aws s3 mv` wall time", f"{ratio:.2f}", "<= 1"))
+    m = res["machine"]
+    head = (f"{m['cpus']} CPUs ({m['cpu_model']}), Python {m['python']}, Pillow {m['pillow']}, "
+            f"checkout {m['commit']}, {m['when']}; main set {res.get('main_set', {}).get('images')} images")
+    lines = [f"Measured on {head}.", "", "| | measured | goal |", "|---|---|---|"]
+    lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
+    return "\n".join(lines) + "\n"
+
+
 # --- main ----------------------------------------------------------------------------------------
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -339,6 +394,7 @@ def main() -> int:
         res["failed"] = failed
     res["machine"]["load_at_end"] = os.getloadavg()[0]
     (out / "results.json").write_text(json.dumps(res, indent=2, default=str))
+    (out / "performance.md").write_text(markdown(res))
     print(report(res))
     if res.get("profile"):
         print("\n" + Path(res["profile"]["text"]).read_text())
