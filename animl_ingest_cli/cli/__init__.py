@@ -51,7 +51,7 @@ app.command("config", help=config_cmd.HELP)(config_cmd.config)
 def main() -> None:
     """Entry point: project errors become one line and an exit code, never a traceback."""
     try:
-        app(standalone_mode=False)
+        rv = app(standalone_mode=False)  # an Exit(code) comes back as the return value here
     except AnimlError as exc:
         print(f"error: {redact(exc.message)}", file=sys.stderr)
         sys.exit(exc.exit_code)
@@ -78,4 +78,4 @@ def main() -> None:
         print(f"error: unexpected {type(exc).__name__}: {redact(str(exc))}".splitlines()[0],
               file=sys.stderr)
         sys.exit(1)
-    sys.exit(0)
+    sys.exit(rv if isinstance(rv, int) else 0)
