@@ -12,7 +12,9 @@
 3. Actions: operation -> IAM action, `prefix:Operation` except where IAM names it otherwise
    (S3 mostly; see S3_ACTIONS) or needs no permission (sts:GetCallerIdentity).
 
-Calls made through `getattr(client, name)` cannot be seen; the project does not make any.
+Calls made through `getattr(client, name)` cannot be seen; the project does not make any. Clients
+built from a service name held in a variable cannot be seen either: only the factories may do that
+(CLIENT_FACTORIES, checked by the tests).
 The Lambda's modules are those reachable by imports from `animl_ingest_cli.lambda_handler`.
 """
 
@@ -30,6 +32,7 @@ from botocore import xform_name
 
 PACKAGE = "animl_ingest_cli"
 LAMBDA_MODULE = f"{PACKAGE}.lambda_handler"
+CLIENT_FACTORIES = {(f"{PACKAGE}.aws", "client")}  # (module, function) that pass a service through
 
 # Operations IAM authorises under other action names. HeadObject/GetObject also need s3:ListBucket:
 # without it S3 answers a missing key with 403 instead of 404, and the stores rely on the 404.
@@ -259,6 +262,14 @@ def services_used(modules: Iterable[Module]) -> set[str]:
             if service and operations(service):
                 found.add(service)
     return found
+
+
+def dynamic_clients(modules: Iterable[Module]) -> list[tuple[str, str, int]]:
+    """(module, function, line) of every `client(...)` call whose service is not a literal: the
+    services those make are invisible to this checker, so only the client factories may do it."""
+    return [(m.name, function, node.lineno) for m in modules
+            for function, node in _calls_with_scope(m.tree)
+            if _call_name(node) == "client" and _client_service(node) is None]
 
 
 def _project_functions(modules: Iterable[Module]) -> set[str]:

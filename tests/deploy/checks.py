@@ -111,7 +111,6 @@ class Scope:
 
 
 ALL_KINDS = frozenset(BUCKET_KINDS)
-READ_ALL = frozenset(BUCKET_KINDS)
 
 FUNCTION = Scope(
     name="function role",
@@ -120,8 +119,8 @@ FUNCTION = Scope(
     # CONTRACT.md section 1: it reads the source (and checks serving/dead-letter/parking-lot keys
     # before writing), writes the three destinations, and deletes only from the ingestion bucket.
     s3={
-        "s3:GetObject": READ_ALL,
-        "s3:ListBucket": READ_ALL,
+        "s3:GetObject": ALL_KINDS,
+        "s3:ListBucket": ALL_KINDS,
         "s3:PutObject": frozenset({"serving", "dead-letter", "parkinglot"}),
         "s3:DeleteObject": frozenset({"ingestion"}),
     },

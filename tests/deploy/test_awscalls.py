@@ -150,6 +150,19 @@ def test_relative_and_dynamic_imports_are_followed(tmp_path: Path) -> None:
     assert actions(root, awscalls.LAMBDA_MODULE) == {"batch:SubmitJob", "ssm:GetParameters"}
 
 
+def test_clients_from_variables_are_reported(tmp_path: Path) -> None:
+    root = make_package(tmp_path, {"ops.py": """
+        from animl_ingest_cli import aws
+
+        def counts(ctx):
+            for service in ("sqs", "batch"):
+                ctx.client(service)
+            return aws.client("s3")
+    """})
+    modules = awscalls.discover(root).values()
+    assert awscalls.dynamic_clients(modules) == [("animl_ingest_cli.ops", "counts", 6)]
+
+
 def test_missing_handler_module_is_an_error(tmp_path: Path) -> None:
     root = make_package(tmp_path, {"core.py": "x = 1\n"})
     with pytest.raises(LookupError):

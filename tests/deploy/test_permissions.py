@@ -34,6 +34,14 @@ def test_grants_stay_on_the_stage_resources(scope: checks.Scope, stage: str) -> 
     assert not problems, "\n".join(problems)
 
 
+def test_every_client_names_its_service() -> None:
+    """A client built from a variable service name would hide its calls from the checker."""
+    modules = awscalls.discover(REPO).values()
+    hidden = [site for site in awscalls.dynamic_clients(modules)
+              if site[:2] not in awscalls.CLIENT_FACTORIES]
+    assert not hidden, f"client(<variable>) outside the factories {awscalls.CLIENT_FACTORIES}: {hidden}"
+
+
 def test_excluded_calls_still_exist() -> None:
     """An exclusion whose call site is gone must go too, or it would hide a future call."""
     calls = awscalls.scan(awscalls.discover(REPO).values())
