@@ -1,0 +1,179 @@
+"""EXIF (a TIFF structure) read with Pillow's `Image.Exif`, without opening the image.
+
+Pillow reads every IFD exiftool could in the corpus (piexif drops the last character of text
+written without a NUL and raises on a real Spartan file). Pillow caps the out-of-line data one IFD
+may claim at the size of the payload, so hostile offsets and counts cost at most a few copies of a
+payload that is itself bounded (64 KB in a JPEG, MAX_EXIF_BYTES in a PNG).
+"""
+
+from __future__ import annotations
+
+import struct
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+from PIL import ExifTags, Image
+
+from animl_ingest_cli.metadata import tags as T
+from animl_ingest_cli.metadata import text
+
+MAX_EXIF_BYTES = 1024 * 1024      # a PNG eXIf chunk bigger than this is not EXIF from a camera
+MAX_IFD_ENTRIES = 1000            # real IFDs hold a few dozen; a huge count is hostile or garbage
+MAX_TEXT_CHARS = 8192             # longer text values are cut (camera text is far shorter)
+
+_IFD_POINTERS = (0x8769, 0x8825, 0xA005, 0x927C)  # structure, not values
+
+
+@dataclass
+class Tag:
+    group: str     # exiftool's family-0 group: File, JFIF, EXIF, MakerNotes, PNG, Composite
+    name: str
+    value: str | int | float   # as exiftool prints it (text until the record is built)
+
+
+@dataclass
+class ExifResult:
+    byte_order: str | None = None              # "II" or "MM"
+    tags: list[Tag] = field(default_factory=list)
+    make: str = ""                              # printed Make (decides the maker-note layout)
+    maker_note: bytes | None = None
+    gps: dict[int, Any] = field(default_factory=dict)   # raw GPS IFD values
+    user_comment: str | None = None
+    problems: list[str] = field(default_factory=list)
+
+
+def read_exif(payload: bytes, base: int = 0) -> ExifResult:
+    """Parse a TIFF-structured EXIF payload found at file offset `base`; never raises (problems
+    are collected)."""
+    result = ExifResult()
+    if len(payload) > MAX_EXIF_BYTES:
+        result.problems.append(f"EXIF block of {len(payload)} bytes ignored (over {MAX_EXIF_BYTES})")
+        return result
+    if payload[:4] not in (b"II*\0", b"MM\0*"):
+        result.problems.append("EXIF block does not start with a TIFF header")
+        return result
+    result.byte_order = payload[:2].decode()
+    crowded = _crowded_ifds(payload)
+    if 0 in crowded:
+        result.problems.append(f"EXIF ignored: IFD0 claims more than {MAX_IFD_ENTRIES} entries")
+        return result
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            _read(payload, base, result, crowded)
+        except Exception as exc:  # noqa: BLE001 - hostile EXIF must never stop the record
+            result.problems.append(f"EXIF partly unreadable: {type(exc).__name__}: {exc}")
+    for w in caught[:5]:
+        result.problems.append(f"EXIF: {w.message}")
+    return result
+
+
+def _read(payload: bytes, base: int, result: ExifResult, skip: set[int]) -> None:
+    exif = Image.Exif()
+    exif.load(payload)
+    ifd0 = _values(exif, list(exif))
+    exif_ifd = _get_ifd(exif, ExifTags.IFD.Exif, result, skip)
+    gps = _get_ifd(exif, ExifTags.IFD.GPSInfo, result, skip) if 0x8825 in ifd0 else {}
+    interop = _get_ifd(exif, ExifTags.IFD.Interop, result, skip) if 0xA005 in exif_ifd else {}
+    ifd1 = _get_ifd(exif, ExifTags.IFD.IFD1, result, skip)
+
+    # IFD0 first: exiftool gives IFD0 priority over the same tag in other IFDs.
+    for ifd, table in ((ifd0, T.EXIF_TAGS), (exif_ifd, T.EXIF_TAGS), (gps, T.GPS_TAGS),
+                       (interop, T.EXIF_TAGS), (ifd1, T.EXIF_TAGS)):
+        _add_tags(result, ifd, table, payload[:2] == b"MM")
+    _add_thumbnail(result, ifd1, payload, base)
+
+    make = ifd0.get(0x010F)
+    if make is not None:
+        result.make = T.string(trim=True)(make)
+    note = exif_ifd.get(0x927C)
+    if isinstance(note, str):  # declared ASCII by some cameras (RapidFire)
+        note = note.encode("latin-1", "replace")
+    if isinstance(note, (bytes, bytearray)) and note:
+        result.maker_note = bytes(note)
+    result.gps = gps
+    comment = exif_ifd.get(0x9286)
+    if comment is not None:
+        result.user_comment = T.user_comment(comment)
+
+
+def _crowded_ifds(payload: bytes) -> set[int]:
+    """IFDs (IFD0 as 0, Exif, GPS, IFD1) whose entry count is hostile, so that they are skipped
+    before Pillow walks their entries: a forged count must not keep the reader busy."""
+    order = "<" if payload[:2] == b"II" else ">"
+
+    def u16(at: int) -> int:
+        return struct.unpack_from(order + "H", payload, at)[0] if 0 < at <= len(payload) - 2 else 0
+
+    def u32(at: int) -> int:
+        return struct.unpack_from(order + "I", payload, at)[0] if 0 < at <= len(payload) - 4 else 0
+
+    crowded: set[int] = set()
+    ifd0 = u32(4)
+    count = u16(ifd0)
+    if count > MAX_IFD_ENTRIES:
+        return {0}
+    for i in range(count):
+        entry = ifd0 + 2 + 12 * i
+        if u16(entry) in (ExifTags.IFD.Exif, ExifTags.IFD.GPSInfo) and u16(u32(entry + 8)) > MAX_IFD_ENTRIES:
+            crowded.add(u16(entry))
+    if u16(u32(ifd0 + 2 + 12 * count)) > MAX_IFD_ENTRIES:
+        crowded.add(ExifTags.IFD.IFD1)
+    return crowded
+
+
+def _values(exif: Image.Exif, keys: list[int]) -> dict[int, Any]:
+    out: dict[int, Any] = {}
+    for key in sorted(keys):
+        try:
+            out[key] = exif[key]
+        except Exception:  # noqa: BLE001, S112 - one bad tag must not lose the others
+            continue
+    return out
+
+
+def _get_ifd(exif: Image.Exif, which: int, result: ExifResult, skip: set[int]) -> dict[int, Any]:
+    if which in skip:
+        name = ExifTags.IFD(which).name
+        result.problems.append(f"EXIF {name} IFD ignored: more than {MAX_IFD_ENTRIES} entries")
+        return {}
+    try:
+        ifd = exif.get_ifd(which)
+    except Exception as exc:  # noqa: BLE001
+        result.problems.append(f"EXIF {ExifTags.IFD(which).name} IFD unreadable: {type(exc).__name__}")
+        return {}
+    return {k: ifd[k] for k in sorted(ifd)}
+
+
+def _add_tags(result: ExifResult, ifd: dict[int, Any], table: dict[int, T.TagDef],
+              big_endian: bool) -> None:
+    for tag_id, value in ifd.items():
+        if table is T.EXIF_TAGS and tag_id in _IFD_POINTERS:
+            continue
+        tag = table.get(tag_id)
+        if tag is None:
+            continue
+        if tag.signed_rational and not T.is_rational(T.values(value)[0] if T.values(value) else None):
+            value = T.as_signed_rational(value, big_endian)
+        try:
+            printed = T.print_value(tag, value)
+        except Exception:  # noqa: BLE001, S112 - a malformed value is skipped, like exiftool does
+            continue
+        if printed is None:
+            continue
+        if len(printed) > MAX_TEXT_CHARS:
+            result.problems.append(f"EXIF {tag.name} cut to {MAX_TEXT_CHARS} characters")
+            printed = printed[:MAX_TEXT_CHARS]
+        result.tags.append(Tag("EXIF", tag.name, printed))
+
+
+def _add_thumbnail(result: ExifResult, ifd1: dict[int, Any], payload: bytes, base: int) -> None:
+    """IFD1's JPEG thumbnail: exiftool prints its offset in the file and the data as binary."""
+    offset, length = ifd1.get(0x0201), ifd1.get(0x0202)
+    if not isinstance(offset, int) or not isinstance(length, int):
+        return
+    result.tags.append(Tag("EXIF", "ThumbnailOffset", str(offset + base)))
+    result.tags.append(Tag("EXIF", "ThumbnailLength", str(length)))
+    if 0 < length and offset + length <= len(payload):
+        result.tags.append(Tag("EXIF", "ThumbnailImage", text.binary_placeholder(length)))
