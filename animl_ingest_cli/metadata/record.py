@@ -176,7 +176,7 @@ class _Reader:
         md["ImageBytes"] = len(self.data)
         md["errors"] = list(self.errors)
         if len(self.data) >= API_SIZE_LIMIT:
-            self.notes.append(f"{len(self.data)} bytes: animl-api refuses images of 8 MB or more")
+            self.notes.append(f"{len(self.data)} bytes (animl-api: 'Image Size Exceed 8 MB')")
 
     def _serial(self, md: dict[str, Any]) -> None:
         serial = md.get("SerialNumber")
@@ -186,7 +186,7 @@ class _Reader:
         if serial is not None:
             self.notes.append(f"SerialNumber {serial!r} is blank: sent as 'unknown'")
         md["SerialNumber"] = UNKNOWN
-        self.notes.append("no serial number: animl-api will answer 'Unknown Serial Number'")
+        self.notes.append("no SerialNumber (animl-api: 'Unknown Serial Number')")
         hints = makernotes.serial_hints(self.exif.maker_note, self.comment, self.exif.user_comment)
         for hint in hints:
             self.notes.append(f"serial {hint.serial!r} found in {hint.source}; exiftool reports none")
@@ -200,7 +200,7 @@ class _Reader:
         if iso:
             md["DateTimeOriginal"] = iso
         elif raw is None:
-            self.notes.append("no DateTimeOriginal: animl-api will answer 'Unknown DateTimeOriginal'")
+            self.notes.append("no DateTimeOriginal (animl-api: 'Unknown DateTimeOriginal')")
         else:
             self.notes.append(f"DateTimeOriginal {raw!r} is not a date: left out")
 
