@@ -105,3 +105,18 @@ def test_corpus_through_the_installed_command() -> None:
     records = {Path(r["path"]).name: r for r in lines[:-1]}
     assert records["reconyx_ultrafire_idaho.jpg"]["md"]["SerialNumber"] == "UXR6BI02004234"
     assert records["spartan_gl-vlteb.JPG"]["md"]["GPSLongitude"] < 0
+
+
+def test_example_images_all_have_a_serial_and_a_date() -> None:
+    """examples/images must go all the way through ingest: every file a readable image with both."""
+    from tests.conftest import EXAMPLES
+
+    files = sorted(EXAMPLES.iterdir())
+    assert len(files) >= 4
+    for path in files:
+        meta = read_metadata_file(path)
+        assert meta.is_image and meta.md["errors"] == [], path.name
+        assert meta.md["SerialNumber"] != "unknown" and "DateTimeOriginal" in meta.md, path.name
+        assert meta.md["ImageBytes"] < 8_000_000
+    sources = (EXAMPLES.parent / "SOURCES.md").read_text(encoding="utf-8")
+    assert all(p.name in sources for p in files), "every example has its origin and licence"
