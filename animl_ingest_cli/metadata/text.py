@@ -10,6 +10,7 @@ the md record carries the same values the Node ingest got from ``exiftool -json`
 from __future__ import annotations
 
 import re
+from typing import Any
 
 # Perl's \s on byte strings: space, \t, \n, \v, \f, \r (not \x1c-\x1f, \x85 or \xa0 as in Python).
 PERL_WHITESPACE = b" \t\n\v\f\r"
@@ -135,3 +136,12 @@ def json_scalar(text: str) -> str | int | float | bool:
 def binary_placeholder(size: int) -> str:
     """exiftool's stand-in for binary values, so md never carries raw bytes."""
     return f"(Binary data {size} bytes, use -b option to extract)"
+
+
+def first_group(pattern: re.Pattern[Any], subject: bytes | str | None) -> str | None:
+    """The first group of the pattern's first match, printable and without surrounding blanks;
+    None when there is no match or nothing is left."""
+    match = pattern.search(subject) if subject else None
+    if not match:
+        return None
+    return printable(match.group(1)).strip() or None

@@ -9,14 +9,10 @@ from __future__ import annotations
 
 import re
 
+from animl_ingest_cli.metadata import text
+
 _ID_ITEM = re.compile(r"(?:^|,)\s*ID=([^,]*)")
 
 
 def user_comment_id(user_comment: str | None) -> str | None:
-    if not user_comment:
-        return None
-    match = _ID_ITEM.search(user_comment)
-    if not match:
-        return None
-    value = match.group(1).strip()
-    return value or None
+    return text.first_group(_ID_ITEM, user_comment)

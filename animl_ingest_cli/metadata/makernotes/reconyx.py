@@ -139,6 +139,20 @@ def _zip_day(value: int) -> str:
 _HF_TRIGGER = {"C": "CodeLoc Not Entered", "E": "External Sensor", "M": "Motion Detection", "T": "Time Lapse"}
 _MF_TRIGGER = {"M": "Motion Sensor", "E": "External Sensor", "T": "Time Lapse", "C": "CodeLoc Not Entered"}
 
+def _sensors(moon_at: int, moon_fmt: str) -> list[Field]:
+    """MoonPhase, then the temperature in F and in C: side by side in every layout."""
+    after = moon_at + struct.calcsize("<" + moon_fmt)
+    return [Field(moon_at, "MoonPhase", moon_fmt, _lookup(MOON_PHASE)),
+            Field(after, "AmbientTemperatureFahrenheit", "h", _unit("F")),
+            Field(after + 2, "AmbientTemperature", "h", _unit("C"))]
+
+
+def _picture(at: int) -> list[Field]:
+    """Contrast, Brightness, Sharpness, Saturation: four words in a row."""
+    names = ("Contrast", "Brightness", "Sharpness", "Saturation")
+    return [Field(at + 2 * i, name, "H") for i, name in enumerate(names)]
+
+
 HYPERFIRE = [
     Field(0x00, "MakerNoteVersion", "H", lambda v: f"0x{v:04x}"),
     Field(0x02, "FirmwareVersion", "3H", _joined(".")),
@@ -147,14 +161,9 @@ HYPERFIRE = [
     Field(0x0E, "Sequence", "2H", _of),
     Field(0x12, "EventNumber", "2H", _event_number),
     Field(0x16, "DateTimeOriginal", "6H", _hyperfire_date),
-    Field(0x24, "MoonPhase", "H", _lookup(MOON_PHASE)),
-    Field(0x26, "AmbientTemperatureFahrenheit", "h", _unit("F")),
-    Field(0x28, "AmbientTemperature", "h", _unit("C")),
+    *_sensors(0x24, "H"),
     Field(0x2A, "SerialNumber", "u15"),
-    Field(0x48, "Contrast", "H"),
-    Field(0x4A, "Brightness", "H"),
-    Field(0x4C, "Sharpness", "H"),
-    Field(0x4E, "Saturation", "H"),
+    *_picture(0x48),
     Field(0x50, "InfraredIlluminator", "H", _lookup(OFF_ON)),
     Field(0x52, "MotionSensitivity", "H"),
     Field(0x54, "BatteryVoltage", "H", _millivolts("V")),
@@ -172,9 +181,7 @@ ULTRAFIRE = [
     Field(0x37, "EventNumber", "I"),
     Field(0x3B, "DateTimeOriginal", "x7", _byte_date),
     Field(0x42, "DayOfWeek", "B", _lookup(SUNDAY0)),
-    Field(0x43, "MoonPhase", "B", _lookup(MOON_PHASE)),
-    Field(0x44, "AmbientTemperatureFahrenheit", "h", _unit("F")),
-    Field(0x46, "AmbientTemperature", "h", _unit("C")),
+    *_sensors(0x43, "B"),
     Field(0x48, "Illumination", "B", _lookup(OFF_ON)),
     Field(0x49, "BatteryVoltage", "H", _millivolts("V")),
     Field(0x4B, "SerialNumber", "s15"),
@@ -192,13 +199,8 @@ HYPERFIRE2 = [
     Field(0x3A, "EventNumber", "2H", _event_number),
     Field(0x3E, "DateTimeOriginal", "6H", _reversed_date),
     Field(0x4A, "DayOfWeek", "H", _lookup(SUNDAY0)),
-    Field(0x4C, "MoonPhase", "H", _lookup(MOON_PHASE)),
-    Field(0x4E, "AmbientTemperatureFahrenheit", "h", _unit("F")),
-    Field(0x50, "AmbientTemperature", "h", _unit("C")),
-    Field(0x52, "Contrast", "H"),
-    Field(0x54, "Brightness", "H"),
-    Field(0x56, "Sharpness", "H"),
-    Field(0x58, "Saturation", "H"),
+    *_sensors(0x4C, "H"),
+    *_picture(0x52),
     Field(0x5A, "Flash", "H", _lookup(OFF_ON)),
     Field(0x5C, "AmbientInfrared", "H"),
     Field(0x5E, "AmbientLight", "H"),
@@ -226,13 +228,8 @@ MICROFIRE = [
     Field(0x4A, "EventNumber", "2H", _event_number),
     Field(0x4E, "DateTimeOriginal", "6H", _hyperfire_date),
     Field(0x5A, "DayOfWeek", "H", _lookup(SUNDAY1)),
-    Field(0x5C, "MoonPhase", "H", _lookup(MOON_PHASE)),
-    Field(0x5E, "AmbientTemperatureFahrenheit", "h", _unit("F")),
-    Field(0x60, "AmbientTemperature", "h", _unit("C")),
-    Field(0x62, "Contrast", "H"),
-    Field(0x64, "Brightness", "H"),
-    Field(0x66, "Sharpness", "H"),
-    Field(0x68, "Saturation", "H"),
+    *_sensors(0x5C, "H"),
+    *_picture(0x62),
     Field(0x6A, "Flash", "B", _lookup(OFF_ON)),
     Field(0x6C, "AmbientInfrared", "H"),
     Field(0x6E, "AmbientLight", "H"),
@@ -251,13 +248,8 @@ HYPERFIRE4K = [
     Field(0x2B, "EventNumber", "I"),
     Field(0x2F, "DateTimeOriginal", "x7", _byte_date),
     Field(0x36, "DayOfWeek", "B", _lookup(SUNDAY1)),
-    Field(0x37, "MoonPhase", "B", _lookup(MOON_PHASE)),
-    Field(0x38, "AmbientTemperatureFahrenheit", "h", _unit("F")),
-    Field(0x3A, "AmbientTemperature", "h", _unit("C")),
-    Field(0x3C, "Contrast", "H"),
-    Field(0x3E, "Brightness", "H"),
-    Field(0x40, "Sharpness", "H"),
-    Field(0x42, "Saturation", "H"),
+    *_sensors(0x37, "B"),
+    *_picture(0x3C),
     Field(0x44, "Flash", "B", _lookup(OFF_ON)),
     Field(0x45, "AmbientLight", "I"),
     Field(0x49, "MotionSensitivity", "H"),
@@ -309,10 +301,4 @@ _RAPIDFIRE_SN = re.compile(rb"(?:^|[\r\n])SN:[ \t]*([^\r\n\0]+)")
 
 def rapidfire_serial(comment: bytes | None) -> str | None:
     """RapidFire cameras keep `SN:  RC33AC09006956` among the `\\r`-separated comment lines."""
-    if not comment:
-        return None
-    match = _RAPIDFIRE_SN.search(comment)
-    if not match:
-        return None
-    serial = text.printable(match.group(1)).strip()
-    return serial or None
+    return text.first_group(_RAPIDFIRE_SN, comment)
