@@ -9,6 +9,7 @@ payload that is itself bounded (64 KB in a JPEG, MAX_EXIF_BYTES in a PNG).
 from __future__ import annotations
 
 import struct
+import threading
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +23,7 @@ MAX_EXIF_BYTES = 1024 * 1024      # a PNG eXIf chunk bigger than this is not EXI
 MAX_IFD_ENTRIES = 1000            # real IFDs hold a few dozen; a huge count is hostile or garbage
 MAX_TEXT_CHARS = 8192             # longer text values are cut (camera text is far shorter)
 
+_WARNINGS_LOCK = threading.Lock()
 _IFD_POINTERS = (0x8769, 0x8825, 0xA005, 0x927C)  # structure, not values
 
 
@@ -58,7 +60,8 @@ def read_exif(payload: bytes, base: int = 0) -> ExifResult:
     if 0 in crowded:
         result.problems.append(f"EXIF ignored: IFD0 claims more than {MAX_IFD_ENTRIES} entries")
         return result
-    with warnings.catch_warnings(record=True) as caught:
+    # catch_warnings swaps process-wide state: one reader at a time keeps threads from mixing it up
+    with _WARNINGS_LOCK, warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
             _read(payload, base, result, crowded)

@@ -6,11 +6,14 @@ scan data still has a size, and nothing is ever decoded. Scanning stops at the f
 
 from __future__ import annotations
 
+import re
 import struct
 from dataclasses import dataclass, field
 
 # SOF0-SOF15 except DHT (C4), JPG (C8) and DAC (CC), as exiftool reads them.
 _SOF_MARKERS = frozenset(m for m in range(0xC0, 0xD0) if m == 0xC0 or m & 0x03)
+MAX_SEGMENTS = 10_000  # real files have a few dozen before the scan; more is hostile or garbage
+_FILL = re.compile(rb"\xff+")
 _STANDALONE = frozenset([0x01, *range(0xD0, 0xD8)])  # TEM, RST0-7 carry no length
 
 ENCODING_PROCESS = {
@@ -59,13 +62,14 @@ def parse_jpeg(data: bytes) -> JpegInfo:
     info = JpegInfo()
     pos, end = 2, len(data)
     sof_seen = False
-    while pos < end:
+    for _ in range(MAX_SEGMENTS):
+        if pos >= end:
+            break
         if data[pos] != 0xFF:
             info.problems.append(f"JPEG format error at byte {pos}")
             break
         marker_at = pos
-        while pos < end and data[pos] == 0xFF:  # fill bytes
-            pos += 1
+        pos = _FILL.match(data, pos).end()  # type: ignore[union-attr]  # 0xFF fill bytes
         if pos >= end:
             break
         marker = data[pos]
@@ -101,6 +105,8 @@ def parse_jpeg(data: bytes) -> JpegInfo:
             info.has_mpf = True
         elif marker == 0xFE and info.comment is None:
             info.comment = seg.rstrip(b"\0")
+    else:
+        info.problems.append(f"JPEG with more than {MAX_SEGMENTS} segments before the scan data")
     if not sof_seen:
         info.problems.append("no JPEG frame header (SOF) before the scan data")
     return info

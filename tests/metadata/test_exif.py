@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import struct
+import sys
 import time
 
 import piexif
@@ -226,3 +227,32 @@ def test_not_a_tiff_header_and_ifd_loops() -> None:
     loop = _tiff([(0x010F, 2, 4, 0x00414141), (0x8769, 4, 1, 8), (0x8825, 4, 1, 8)])
     meta = read_metadata(_app1_jpeg(loop), "x.jpg")
     assert meta.is_image and meta.md["Make"] == "AAA"
+
+
+@pytest.mark.parametrize("body", [b"\xff" * 4_000_000, b"\xff\xfe\x00\x02" * 1_000_000])
+def test_hostile_jpeg_structure_is_cut_short(body: bytes) -> None:
+    start = time.perf_counter()
+    meta = read_metadata(b"\xff\xd8" + body, "x.jpg")
+    assert time.perf_counter() - start < 0.5
+    assert not meta.is_image and "corrupt" in meta.md["errors"][0]
+
+
+def test_threads_get_the_same_records_as_one_reader() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    def warning_jpeg(i: int) -> bytes:  # Make inline, then a value beyond the end: Pillow warns
+        make = struct.unpack("<I", f"C{i:02d}".encode() + b"\0")[0]
+        return _app1_jpeg(_tiff([(0x010F, 2, 4, make), (0x0110, 2, 100, 60_000)]))
+
+    inputs = [warning_jpeg(i) for i in range(40)] * 5
+    alone = [read_metadata(d, "x.jpg") for d in inputs]
+    assert alone[7].md["Make"] == "C07" and any("Skipping tag 272" in p for p in alone[7].problems)
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads often, so that shared warning state would show
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            together = list(pool.map(lambda d: read_metadata(d, "x.jpg"), inputs))
+    finally:
+        sys.setswitchinterval(interval)
+    assert [m.md for m in together] == [m.md for m in alone]
+    assert [m.problems for m in together] == [m.problems for m in alone]
