@@ -11,6 +11,7 @@ from __future__ import annotations
 import struct
 import threading
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -81,10 +82,17 @@ def _read(payload: bytes, base: int, result: ExifResult, skip: set[int]) -> None
     interop = _get_ifd(exif, ExifTags.IFD.Interop, result, skip) if 0xA005 in exif_ifd else {}
     ifd1 = _get_ifd(exif, ExifTags.IFD.IFD1, result, skip)
 
-    # IFD0 first: exiftool gives IFD0 priority over the same tag in other IFDs.
-    for ifd, table in ((ifd0, T.EXIF_TAGS), (exif_ifd, T.EXIF_TAGS), (gps, T.GPS_TAGS),
-                       (interop, T.EXIF_TAGS), (ifd1, T.EXIF_TAGS)):
-        _add_tags(result, ifd, table, payload[:2] == b"MM")
+    big_endian = payload[:2] == b"MM"
+    chosen: dict[str, str] = {}
+    priority_dir = "IFD0" if ifd0.get(0x00FE) == 0 else None  # SubfileType 0: IFD0 is the main image
+    for ifd_name, table, tag_id, value in _in_exiftool_order(ifd0, exif_ifd, gps, interop, ifd1):
+        printed = _printed(result, table, tag_id, value, big_endian)
+        if printed is None:
+            continue
+        name = table[tag_id].name
+        if name not in chosen or _priority(ifd_name, tag_id, priority_dir):
+            chosen[name] = printed
+    result.tags += [Tag("EXIF", name, value) for name, value in chosen.items()]
     _add_thumbnail(result, ifd1, payload, base)
 
     make = ifd0.get(0x010F)
@@ -149,26 +157,58 @@ def _get_ifd(exif: Image.Exif, which: int, result: ExifResult, skip: set[int]) -
     return {k: ifd[k] for k in sorted(ifd)}
 
 
-def _add_tags(result: ExifResult, ifd: dict[int, Any], table: dict[int, T.TagDef],
-              big_endian: bool) -> None:
+# Tags exiftool gives priority 0: a later duplicate never replaces an earlier one (unless it is in
+# the priority directory); every other duplicate replaces the one before, except from IFD1.
+_LOW_PRIORITY = frozenset({0x0100, 0x0101, 0x0102, 0x0103, 0x0106, 0x010E, 0x0112, 0x0115, 0x0116, 0x011A,
+                           0x011B, 0x011C, 0x0128, 0x013F, 0x0211, 0x0212, 0x0213, 0x0214, 0xA403})
+
+
+def _priority(ifd_name: str, tag_id: int, priority_dir: str | None) -> bool:
+    """Whether this duplicate replaces the value already found (exiftool's FoundTag rule)."""
+    if tag_id in _LOW_PRIORITY:
+        return ifd_name == priority_dir
+    return ifd_name != "IFD1"
+
+
+Entry = tuple[str, dict[int, T.TagDef], int, Any]
+
+
+def _entries(ifd_name: str, table: dict[int, T.TagDef], ifd: dict[int, Any]) -> Iterator[Entry]:
     for tag_id, value in ifd.items():
-        if table is T.EXIF_TAGS and tag_id in _IFD_POINTERS:
-            continue
-        tag = table.get(tag_id)
-        if tag is None:
-            continue
-        if tag.signed_rational and not T.is_rational(T.values(value)[0] if T.values(value) else None):
-            value = T.as_signed_rational(value, big_endian)
-        try:
-            printed = T.print_value(tag, value)
-        except Exception:  # noqa: BLE001, S112 - a malformed value is skipped, like exiftool does
-            continue
-        if printed is None:
-            continue
-        if len(printed) > MAX_TEXT_CHARS:
-            result.problems.append(f"EXIF {tag.name} cut to {MAX_TEXT_CHARS} characters")
-            printed = printed[:MAX_TEXT_CHARS]
-        result.tags.append(Tag("EXIF", tag.name, printed))
+        if tag_id in table and not (table is T.EXIF_TAGS and tag_id in _IFD_POINTERS):
+            yield ifd_name, table, tag_id, value
+
+
+def _in_exiftool_order(ifd0: dict[int, Any], exif_ifd: dict[int, Any], gps: dict[int, Any],
+                       interop: dict[int, Any], ifd1: dict[int, Any]) -> Iterator[Entry]:
+    """Entries in the order exiftool meets them: a sub-IFD where its pointer sits, IFD1 last."""
+    for tag_id, value in ifd0.items():
+        if tag_id == ExifTags.IFD.Exif:
+            for sub_id, sub_value in exif_ifd.items():
+                if sub_id == ExifTags.IFD.Interop:
+                    yield from _entries("InteropIFD", T.EXIF_TAGS, interop)
+                else:
+                    yield from _entries("ExifIFD", T.EXIF_TAGS, {sub_id: sub_value})
+        elif tag_id == ExifTags.IFD.GPSInfo:
+            yield from _entries("GPS", T.GPS_TAGS, gps)
+        else:
+            yield from _entries("IFD0", T.EXIF_TAGS, {tag_id: value})
+    yield from _entries("IFD1", T.EXIF_TAGS, ifd1)
+
+
+def _printed(result: ExifResult, table: dict[int, T.TagDef], tag_id: int, value: Any,
+             big_endian: bool) -> str | None:
+    tag = table[tag_id]
+    if tag.signed_rational and not T.is_rational(T.values(value)[0] if T.values(value) else None):
+        value = T.as_signed_rational(value, big_endian)
+    try:
+        printed = T.print_value(tag, value)
+    except Exception:  # noqa: BLE001 - a malformed value is skipped, like exiftool does
+        return None
+    if printed is not None and len(printed) > MAX_TEXT_CHARS:
+        result.problems.append(f"EXIF {tag.name} cut to {MAX_TEXT_CHARS} characters")
+        printed = printed[:MAX_TEXT_CHARS]
+    return printed
 
 
 def _add_thumbnail(result: ExifResult, ifd1: dict[int, Any], payload: bytes, base: int) -> None:

@@ -86,12 +86,14 @@ def as_int(value: Any) -> int | None:
 
 # -- converters ---------------------------------------------------------------------------------
 
-def enum(mapping: dict[Any, str]) -> Converter:
+def enum(mapping: dict[Any, str], hex_unknown: bool = False) -> Converter:
     def convert(value: Any) -> str:
         key = as_int(value)
         if key is None:
-            return numbers(value)
-        return mapping.get(key, f"Unknown ({key})")
+            return f"Unknown ({numbers(value)})"
+        if key in mapping:
+            return mapping[key]
+        return f"Unknown (0x{key:x})" if hex_unknown else f"Unknown ({key})"
     return convert
 
 
@@ -184,11 +186,30 @@ def shutter_speed_value(value: Any) -> str:
     return _print_exposure(secs) if secs else "0"
 
 
+def _perl_float(value: Any) -> float | None:
+    """A number as Perl's sprintf("%f") sees exiftool's value: 'inf' is infinite, 'undef' is 0."""
+    printed = numbers(value)
+    special = {"inf": math.inf, "undef": 0.0}
+    if printed in special:
+        return special[printed]
+    return as_float(value)
+
+
+def _perl_fixed(val: float, decimals: int) -> str:
+    """Perl prints infinities as Inf / -Inf."""
+    if math.isinf(val):
+        return "Inf" if val > 0 else "-Inf"
+    return f"{val:.{decimals}f}"
+
+
 def aperture_value(value: Any) -> str:
-    val = as_float(value)
+    val = _perl_float(value)
     if val is None:
         return numbers(value)
-    return f"{2 ** (val / 2):.1f}"
+    try:
+        return _perl_fixed(2 ** (val / 2), 1)
+    except OverflowError:
+        return "Inf"
 
 
 def exposure_compensation(value: Any) -> str:
@@ -221,15 +242,16 @@ def _signed_float(value: Any) -> float | None:
     return None if den == 0 else num / den
 
 
-def suffix(unit: str, decimals: int | None = None) -> Converter:
+def suffix(unit: str, decimals: int | None = None, bare_special: bool = False) -> Converter:
+    """A number and its unit ("19 C", "5.0 mm"); `bare_special`: inf/undef printed alone."""
     def convert(value: Any) -> str:
         printed = numbers(value)
-        if printed in ("inf", "undef"):
+        if bare_special and printed in ("inf", "undef"):
             return printed
         if decimals is not None:
-            val = as_float(value)
+            val = _perl_float(value)
             if val is not None:
-                return f"{val:.{decimals}f}{unit}"
+                return f"{_perl_fixed(val, decimals)}{unit}"
         return f"{printed}{unit}"
     return convert
 
@@ -264,7 +286,7 @@ def first_byte_enum(mapping: dict[int, str], whole: dict[bytes, str] | None = No
         if whole and raw in whole:
             return whole[raw]
         if len(raw) != 1:
-            return numbers(raw)
+            return f"Unknown ({text.printable(raw)})"
         return mapping.get(raw[0], f"Unknown ({raw[0]})")
     return convert
 
@@ -374,7 +396,7 @@ def as_signed_rational(value: Any, big_endian: bool) -> Any:
 _RES_UNIT = enum({1: "None", 2: "inches", 3: "cm"})
 _FP_RES_UNIT = enum({1: "None", 2: "inches", 3: "cm", 4: "mm", 5: "um"})
 _NORMAL_LOW_HIGH = enum({0: "Normal", 1: "Low", 2: "High"})
-_FLASH = enum({
+_FLASH = enum(hex_unknown=True, mapping={
     0x00: "No Flash", 0x01: "Fired", 0x05: "Fired, Return not detected", 0x07: "Fired, Return detected",
     0x08: "On, Did not fire", 0x09: "On, Fired", 0x0D: "On, Return not detected",
     0x0F: "On, Return detected", 0x10: "Off, Did not fire", 0x14: "Off, Did not fire, Return not detected",
@@ -477,7 +499,7 @@ EXIF_TAGS: dict[int, TagDef] = {
     0x9203: TagDef("BrightnessValue"),
     0x9204: TagDef("ExposureCompensation", exposure_compensation, signed_rational=True),
     0x9205: TagDef("MaxApertureValue", aperture_value),
-    0x9206: TagDef("SubjectDistance", suffix(" m")),
+    0x9206: TagDef("SubjectDistance", suffix(" m", bare_special=True)),
     0x9207: TagDef("MeteringMode", enum({
         0: "Unknown", 1: "Average", 2: "Center-weighted average", 3: "Spot", 4: "Multi-spot",
         5: "Multi-segment", 6: "Partial", 255: "Other"})),
@@ -503,7 +525,7 @@ EXIF_TAGS: dict[int, TagDef] = {
     0x9C9F: TagDef("XPSubject", xp_text),
     0xA000: TagDef("FlashpixVersion", version_string),
     0xA001: TagDef("ColorSpace", enum({1: "sRGB", 2: "Adobe RGB", 0xFFFF: "Uncalibrated",
-                                        0xFFFE: "ICC Profile", 0xFFFD: "Wide Gamut RGB"})),
+                                        0xFFFE: "ICC Profile", 0xFFFD: "Wide Gamut RGB"}, hex_unknown=True)),
     0xA002: TagDef("ExifImageWidth"),
     0xA003: TagDef("ExifImageHeight"),
     0xA004: TagDef("RelatedSoundFile"),
@@ -563,7 +585,7 @@ GPS_TAGS: dict[int, TagDef] = {
     0x03: TagDef("GPSLongitudeRef", text_enum(_EAST)),
     0x04: TagDef("GPSLongitude", gps_coordinate),
     0x05: TagDef("GPSAltitudeRef", enum({0: "Above Sea Level", 1: "Below Sea Level"})),
-    0x06: TagDef("GPSAltitude", suffix(" m")),
+    0x06: TagDef("GPSAltitude", suffix(" m", bare_special=True)),
     0x07: TagDef("GPSTimeStamp", gps_time),
     0x08: TagDef("GPSSatellites"),
     0x09: TagDef("GPSStatus", text_enum({"A": "Measurement Active", "V": "Measurement Void"})),

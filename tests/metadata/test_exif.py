@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import io
 import json
+import shutil
 import struct
+import subprocess
 import sys
 import time
+from pathlib import Path
+from typing import Any
 
 import piexif
 import pytest
+from PIL import Image
+from PIL.TiffImagePlugin import IFDRational
 
 from animl_ingest_cli.metadata import iso_date, read_metadata
 from animl_ingest_cli.metadata.exif import MAX_IFD_ENTRIES
@@ -256,3 +263,66 @@ def test_threads_get_the_same_records_as_one_reader() -> None:
         sys.setswitchinterval(interval)
     assert [m.md for m in together] == [m.md for m in alone]
     assert [m.problems for m in together] == [m.problems for m in alone]
+
+
+def _pillow_jpeg(ifd0: dict[int, Any], exif_ifd: dict[int, Any]) -> bytes:
+    """EXIF written by Pillow (little-endian; the Exif IFD pointer sits among IFD0's entries)."""
+    exif = Image.Exif()
+    exif.endian = "<"
+    for tag, value in ifd0.items():
+        exif[tag] = value
+    for tag, value in exif_ifd.items():
+        exif.get_ifd(0x8769)[tag] = value
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(buf, format="JPEG", exif=exif.tobytes())
+    return buf.getvalue()
+
+
+DUPLICATES = _pillow_jpeg({0x829A: IFDRational(2567, 10), 0xA002: 3840, 0x0112: 1},
+                          {0x829A: IFDRational(1, 50), 0xA002: 160, 0x0112: 3})
+
+
+def test_duplicate_tags_resolve_as_exiftool_does() -> None:
+    """Measured with exiftool 12.57: the later duplicate wins (the Exif IFD is read where its pointer
+    sits in IFD0), except tags exiftool gives priority 0 (Orientation...), where the first stays."""
+    md = read_metadata(DUPLICATES, "x.jpg").md
+    assert md["ExposureTime"] == "1/50"        # IFD0 0x829A, then the Exif IFD's: the later wins
+    assert md["ExifImageWidth"] == 3840        # Exif IFD's, then IFD0's 0xA002 after the pointer
+    assert md["Orientation"] == "Horizontal (normal)"  # priority 0: the first stays
+
+
+def test_unknown_values_print_like_exiftool() -> None:
+    md = read_metadata(_pillow_jpeg({}, {0x9209: 0x3EA4, 0xA001: 0xFF, 0x9207: 42,
+                                         0x920A: IFDRational(5, 0), 0x9202: IFDRational(1, 0)}), "x.jpg").md
+    assert md["Flash"] == "Unknown (0x3ea4)" and md["ColorSpace"] == "Unknown (0xff)"
+    assert md["MeteringMode"] == "Unknown (42)"
+    assert md["FocalLength"] == "Inf mm" and md["ApertureValue"] == "Inf"
+
+
+EXIFTOOL = shutil.which("exiftool")
+
+
+@pytest.mark.skipif(EXIFTOOL is None, reason="exiftool is not installed: cross-check skipped")
+def test_exif_group_matches_the_installed_exiftool(tmp_path: Path) -> None:
+    """Where exiftool is on the machine: every EXIF tag it prints for these files, we print alike."""
+    files = {"dup": DUPLICATES,
+             "gps": jpeg(_gps(b"S", b"W", 1)),
+             "mixed": jpeg({
+                 "0th": {piexif.ImageIFD.Make: b"G4       ", piexif.ImageIFD.Copyright: b"me \0ed  "},
+                 "Exif": {piexif.ExifIFD.ExposureBiasValue: (1, 3), piexif.ExifIFD.Flash: 0x59,
+                          piexif.ExifIFD.UserComment: b"UNICODE\0h\0i\0",
+                          piexif.ExifIFD.LensSpecification: ((18, 1), (55, 1), (35, 10), (56, 10))},
+                 "GPS": {piexif.GPSIFD.GPSTimeStamp: ((17, 1), (17, 1), (5865, 100)),
+                         piexif.GPSIFD.GPSDateStamp: b"2016:09:28"}})}
+    for name, data in files.items():
+        (tmp_path / f"{name}.jpg").write_bytes(data)
+    run = subprocess.run([EXIFTOOL, "-json", "-G", *[str(tmp_path / f"{n}.jpg") for n in files]],
+                         capture_output=True, timeout=60)
+    for (name, data), exiftool in zip(files.items(), json.loads(run.stdout), strict=True):
+        md = read_metadata(data, f"{name}.jpg").md
+        for key, value in exiftool.items():
+            group, _, tag = key.partition(":")
+            if group != "EXIF" or value == "" or tag in ("GPSLatitude", "GPSLongitude", "GPSAltitude",
+                                                         "XResolution", "YResolution", "ResolutionUnit"):
+                continue  # GPS is signed on purpose; JFIF's resolution comes first in the record
+            assert md.get(tag) == value, (name, tag)
