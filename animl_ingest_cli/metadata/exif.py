@@ -57,7 +57,8 @@ def read_exif(payload: bytes, base: int = 0) -> ExifResult:
         result.problems.append("EXIF block does not start with a TIFF header")
         return result
     result.byte_order = payload[:2].decode()
-    crowded = _crowded_ifds(payload)
+    payload, crowded, defused = _defuse(payload)
+    result.problems += defused
     if 0 in crowded:
         result.problems.append(f"EXIF ignored: IFD0 claims more than {MAX_IFD_ENTRIES} entries")
         return result
@@ -109,29 +110,59 @@ def _read(payload: bytes, base: int, result: ExifResult, skip: set[int]) -> None
         result.user_comment = T.user_comment(comment)
 
 
-def _crowded_ifds(payload: bytes) -> set[int]:
-    """IFDs (IFD0 as 0, Exif, GPS, IFD1) whose entry count is hostile, so that they are skipped
-    before Pillow walks their entries: a forged count must not keep the reader busy."""
+_TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 13: 4}
+
+
+def _defuse(payload: bytes) -> tuple[bytes, set[int], list[str]]:
+    """Make a hostile TIFF structure harmless before Pillow reads it (whatever Pillow's version).
+
+    An IFD (IFD0, Exif, GPS, Interop, IFD1) claiming more than MAX_IFD_ENTRIES entries is named in
+    the returned set, to be skipped. In each IFD, values stored out of line may together claim at
+    most the payload's size: entries past that budget get a count of 0, which Pillow skips, so
+    overlapping offsets cannot multiply the memory a small block costs.
+    """
     order = "<" if payload[:2] == b"II" else ">"
+    buf = bytearray(payload)
+    crowded: set[int] = set()
+    problems: list[str] = []
 
     def u16(at: int) -> int:
-        return struct.unpack_from(order + "H", payload, at)[0] if 0 < at <= len(payload) - 2 else 0
+        return struct.unpack_from(order + "H", buf, at)[0] if 0 < at <= len(buf) - 2 else 0
 
     def u32(at: int) -> int:
-        return struct.unpack_from(order + "I", payload, at)[0] if 0 < at <= len(payload) - 4 else 0
+        return struct.unpack_from(order + "I", buf, at)[0] if 0 < at <= len(buf) - 4 else 0
 
-    crowded: set[int] = set()
-    ifd0 = u32(4)
-    count = u16(ifd0)
-    if count > MAX_IFD_ENTRIES:
-        return {0}
-    for i in range(count):
-        entry = ifd0 + 2 + 12 * i
-        if u16(entry) in (ExifTags.IFD.Exif, ExifTags.IFD.GPSInfo) and u16(u32(entry + 8)) > MAX_IFD_ENTRIES:
-            crowded.add(u16(entry))
-    if u16(u32(ifd0 + 2 + 12 * count)) > MAX_IFD_ENTRIES:
-        crowded.add(ExifTags.IFD.IFD1)
-    return crowded
+    def walk(offset: int, which: int) -> tuple[dict[int, int], int]:
+        count = u16(offset)
+        if count > MAX_IFD_ENTRIES:
+            crowded.add(which)
+            return {}, 0
+        budget, dropped, values = len(buf), 0, {}
+        for entry in range(offset + 2, min(offset + 2 + 12 * count, len(buf) - 11), 12):
+            tag, typ, n = struct.unpack_from(order + "HHI", buf, entry)
+            size = n * _TYPE_SIZES.get(typ, 0)
+            if size > 4:
+                budget -= size
+                if budget < 0:
+                    struct.pack_into(order + "I", buf, entry + 4, 0)
+                    dropped += 1
+            values[tag] = u32(entry + 8)
+        if dropped:
+            problems.append(f"EXIF: {dropped} values dropped, their data larger than the EXIF block")
+        return values, u32(offset + 2 + 12 * count)
+
+    ifd0, next_ifd = walk(u32(4), 0)
+    seen = {u32(4)}
+    for pointer, which in ((0x8769, ExifTags.IFD.Exif), (0x8825, ExifTags.IFD.GPSInfo)):
+        if ifd0.get(pointer) and ifd0[pointer] not in seen:
+            seen.add(ifd0[pointer])
+            sub, _ = walk(ifd0[pointer], which)
+            if which == ExifTags.IFD.Exif and sub.get(0xA005) and sub[0xA005] not in seen:
+                seen.add(sub[0xA005])
+                walk(sub[0xA005], ExifTags.IFD.Interop)
+    if next_ifd and next_ifd not in seen:
+        walk(next_ifd, ExifTags.IFD.IFD1)
+    return bytes(buf), crowded, problems
 
 
 def _values(exif: Image.Exif, keys: list[int]) -> dict[int, Any]:

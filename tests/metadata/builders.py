@@ -149,3 +149,45 @@ def hyperfire4k_note(*, serial: bytes = b"HF4K0000123456", label: bytes = b"RIDG
     b[0x84:0x84 + 15] = _ascii(serial, 15)
     struct.pack_into("<HH", b, 0x93, 100, 7)
     return bytes(b)
+
+
+# (tag, TIFF type, value): type 2 ASCII and 7 UNDEFINED take bytes, 3 and 4 ints, 5 a (num, den) pair
+Entry = tuple[int, int, Any]
+
+
+def tiff(ifd0: list[Entry], exif_ifd: list[Entry] | None = None, big_endian: bool = False) -> bytes:
+    """A TIFF block written by hand (any tag order, either byte order), independent of the Pillow
+    and piexif versions: IFD0 with an Exif IFD pointer placed among its entries by tag number."""
+    order = ">" if big_endian else "<"
+
+    def ifd(entries: list[Entry], at: int) -> bytes:
+        entries = sorted(entries, key=lambda e: e[0])
+        data_at = at + 2 + 12 * len(entries) + 4
+        head, data = struct.pack(order + "H", len(entries)), b""
+        for tag, typ, value in entries:
+            if typ in (2, 7):
+                raw, count = bytes(value), len(value)
+            elif typ == 5:
+                raw, count = struct.pack(order + "II", *value), 1
+            else:
+                vals = value if isinstance(value, tuple) else (value,)
+                raw, count = struct.pack(order + ("H" if typ == 3 else "I") * len(vals), *vals), len(vals)
+            if len(raw) <= 4:
+                field = raw.ljust(4, b"\0")
+            else:
+                field = struct.pack(order + "I", data_at + len(data))
+                data += raw + b"\0" * (len(raw) % 2)
+            head += struct.pack(order + "HHI", tag, typ, count) + field
+        return head + struct.pack(order + "I", 0) + data
+
+    header = (b"MM\0*" if big_endian else b"II*\0") + struct.pack(order + "I", 8)
+    if exif_ifd is None:
+        return header + ifd(ifd0, 8)
+    exif_at = 8 + len(ifd(ifd0 + [(0x8769, 4, 0)], 8))  # the pointer's value does not change the size
+    return header + ifd(ifd0 + [(0x8769, 4, exif_at)], 8) + ifd(exif_ifd, exif_at)
+
+
+def jpeg_with_tiff(tiff_block: bytes, size: tuple[int, int] = (8, 8)) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", size).save(buf, format="JPEG", exif=b"Exif\0\0" + tiff_block)
+    return buf.getvalue()
