@@ -236,7 +236,7 @@ def _printed(result: ExifResult, table: dict[int, T.TagDef], tag_id: int, value:
         printed = T.print_value(tag, value)
     except Exception:  # noqa: BLE001 - a malformed value is skipped, like exiftool does
         return None
-    if printed is not None and len(printed) > MAX_TEXT_CHARS:
+    if len(printed) > MAX_TEXT_CHARS:
         result.problems.append(f"EXIF {tag.name} cut to {MAX_TEXT_CHARS} characters")
         printed = printed[:MAX_TEXT_CHARS]
     return printed

@@ -52,8 +52,8 @@ class JpegInfo:
     exif_offset: int = 0             # where that payload starts in the file
     comment: bytes | None = None     # first COM segment, trailing NULs removed
     has_mpf: bool = False
-    file_tags: list[tuple[str, str, object]] = field(default_factory=list)
-    tags: list[tuple[str, str, object]] = field(default_factory=list)
+    file_tags: list[tuple[str, str, str | int]] = field(default_factory=list)
+    tags: list[tuple[str, str, str | int]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     exif_position: int = 0           # index in `tags` where the EXIF group belongs (segment order)
 
@@ -117,7 +117,7 @@ def _read_sof(info: JpegInfo, marker: int, seg: bytes) -> bool:
         return False
     bits, height, width, ncomp = struct.unpack_from(">BHHB", seg)
     info.width, info.height = width, height
-    file_tags: list[tuple[str, str, object]] = [
+    file_tags: list[tuple[str, str, str | int]] = [
         ("File", "ImageWidth", width), ("File", "ImageHeight", height),
         ("File", "EncodingProcess", ENCODING_PROCESS[marker - 0xC0]),
         ("File", "BitsPerSample", bits), ("File", "ColorComponents", ncomp)]

@@ -18,7 +18,7 @@ class PngInfo:
     height: int | None = None
     exif: bytes | None = None
     exif_offset: int = 0
-    tags: list[tuple[str, str, object]] = field(default_factory=list)
+    tags: list[tuple[str, str, str | int]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
 

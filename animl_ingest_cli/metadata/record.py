@@ -39,6 +39,7 @@ class FileMetadata:
 
 
 def read_metadata_file(path: str | os.PathLike[str]) -> FileMetadata:
+    """`read_metadata` on a file's bytes (OSError when the file cannot be read)."""
     return read_metadata(Path(path).read_bytes(), os.fspath(path))
 
 
@@ -48,7 +49,7 @@ def read_metadata(data: bytes, name: str) -> FileMetadata:
         return _Reader(data, name).run()
     except Exception as exc:  # noqa: BLE001 - a reader bug must not lose the image
         error = f"corrupt image file: metadata unreadable ({type(exc).__name__})"
-        ftype = detect(data[:65536], name) if data else detect(b"", name)
+        ftype = detect(data[:65536], name)
         md: dict[str, Any] = {"FileTypeExtension": ftype.extension, "MIMEType": ftype.mime,
                               "Make": UNKNOWN, "SerialNumber": UNKNOWN,
                               "Hash": hashlib.md5(data).hexdigest(), "ImageBytes": len(data),
@@ -105,9 +106,9 @@ class _Reader:
         self.width, self.height = info.width, info.height
         self.notes += info.problems
         self.comment = info.comment
-        segment_tags = [Tag(g, n, v) for g, n, v in info.tags]  # type: ignore[arg-type]
+        segment_tags = [Tag(g, n, v) for g, n, v in info.tags]
         exif_tags = self._exif(info.exif, info.exif_offset)
-        self.tags += [Tag(g, n, v) for g, n, v in info.file_tags]  # type: ignore[arg-type]
+        self.tags += [Tag(g, n, v) for g, n, v in info.file_tags]
         if info.comment is not None:
             self.tags.append(Tag("File", "Comment", text.printable(info.comment)))
         self.tags += segment_tags[:info.exif_position] + exif_tags + segment_tags[info.exif_position:]
@@ -119,7 +120,7 @@ class _Reader:
         self.width, self.height = info.width, info.height
         self.notes += info.problems
         exif_tags = self._exif(info.exif, info.exif_offset)
-        self.tags += [Tag(g, n, v) for g, n, v in info.tags] + exif_tags  # type: ignore[arg-type]
+        self.tags += [Tag(g, n, v) for g, n, v in info.tags] + exif_tags
 
     def _exif(self, payload: bytes | None, base: int) -> list[Tag]:
         if payload is None:
@@ -226,7 +227,8 @@ def iso_date(value: Any) -> str | None:
     if not match:
         return None
     try:
-        when = datetime(*(int(g) for g in match.groups()))  # type: ignore[misc]
+        y, mo, d, h, mi, s = (int(g) for g in match.groups())
+        when = datetime(y, mo, d, h, mi, s)
     except ValueError:
         return None
     return when.strftime("%Y-%m-%dT%H:%M:%S.000Z")

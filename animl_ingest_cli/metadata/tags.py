@@ -20,7 +20,7 @@ from PIL.TiffImagePlugin import IFDRational
 
 from animl_ingest_cli.metadata import text
 
-Converter = Callable[[Any], str | None]
+Converter = Callable[[Any], str]
 
 
 # -- numbers ------------------------------------------------------------------------------------
@@ -615,7 +615,7 @@ GPS_TAGS: dict[int, TagDef] = {
 }
 
 
-def print_value(tag: TagDef, value: Any) -> str | None:
+def print_value(tag: TagDef, value: Any) -> str:
     """The value as exiftool prints it, as text (json_scalar makes numbers of it later)."""
     convert = tag.convert
     if convert is None:
@@ -625,5 +625,4 @@ def print_value(tag: TagDef, value: Any) -> str | None:
             convert = undefined
         else:
             convert = numbers
-    printed = convert(value)
-    return None if printed is None else str(printed)
+    return str(convert(value))
