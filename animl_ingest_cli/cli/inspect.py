@@ -34,16 +34,16 @@ PathsArg = Annotated[list[Path], typer.Argument(help="Image files or folders to 
 
 
 def inspect(paths: PathsArg, json_out: JsonOpt = False) -> None:
-    files = iter_image_files(paths)
+    """Read each file in-process (never uploads); JSON lines stream as files are read."""
+    files = iter_image_files(paths)  # every path checked before anything is printed
     summary = dict.fromkeys(SUMMARY_KEYS, 0)
-    table = None if json_out else _new_table()
+    table = _new_table()
     for path in files:
         meta = _read(path)
         _count(summary, meta)
         if json_out:
             emit_json({"path": str(path), "md": meta.md, "problems": meta.problems})
         else:
-            assert table is not None
             table.add_row(*_row(path, meta))
     if json_out:
         emit_json({"summary": summary})
