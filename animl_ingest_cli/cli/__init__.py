@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -48,6 +48,15 @@ app.add_typer(runbook.app, name="runbook")
 app.command("config", help=config_cmd.HELP)(config_cmd.config)
 
 
+def _click_exceptions(click: Any) -> tuple[type[Exception], ...]:
+    """Usage errors: typer 0.2x raises those of its own vendored copy of click, not click's."""
+    try:
+        from typer._click.exceptions import ClickException as VendoredClickException
+    except ImportError:
+        return (click.ClickException,)
+    return (click.ClickException, VendoredClickException)
+
+
 def main() -> None:
     """Entry point: project errors become one line and an exit code, never a traceback."""
     try:
@@ -66,9 +75,9 @@ def main() -> None:
         if isinstance(exc, click.exceptions.Abort):
             print("interrupted", file=sys.stderr)
             sys.exit(EXIT_INTERRUPTED)
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
+        if isinstance(exc, _click_exceptions(click)):
+            exc.show()  # type: ignore[attr-defined]
+            sys.exit(exc.exit_code)  # type: ignore[attr-defined]
         if isinstance(exc, click.exceptions.Exit):
             sys.exit(exc.exit_code)
         if os.environ.get("ANIML_DEBUG"):
