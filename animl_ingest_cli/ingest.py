@@ -16,6 +16,7 @@ from typing import Any
 
 from animl_ingest_cli import keys
 from animl_ingest_cli.api import Api, api_for
+from animl_ingest_cli.api_local import check_md
 from animl_ingest_cli.context import StageContext
 from animl_ingest_cli.errors import AnimlError, ApiError, ImageError, StoreError
 from animl_ingest_cli.images import make_thumbnails
@@ -220,10 +221,11 @@ class Ingestor:
         return out
 
     def _plan(self, md: dict[str, Any], out: Outcome) -> Outcome:
-        from animl_ingest_cli.api import validation_errors
-
         out.planned = True
-        errors = validation_errors(md)
+        try:
+            errors = check_md(md).errors
+        except ApiError as exc:
+            errors = [exc.message]
         ext = md.get("FileTypeExtension") or "jpg"
         if errors:
             out.outcome = DEAD_LETTERED

@@ -35,6 +35,12 @@ def _context() -> StageContext:
     return _ctx
 
 
+def reset() -> None:
+    """Forget the warm-start state (tests switch AWS backends between invocations)."""
+    global _ctx
+    _ctx = None
+
+
 def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     register(os.environ.get("API_KEY"))
     ctx = _context()

@@ -79,12 +79,11 @@ def _walk(root: Path) -> Iterator[str]:
 
 
 def _zip_items(path: Path, batch: str | None) -> Iterator[WorkItem]:
+    # Not closed here: its entries are still being read by the workers after the listing moves on;
+    # the file closes when the last work item referring to it is gone.
     zsrc = ZipSource.open(path)
-    try:
-        for entry in zsrc.entries():
-            yield WorkItem(zsrc, entry.name, False, batch, entry.problem)
-    finally:
-        zsrc.close()
+    for entry in zsrc.entries():
+        yield WorkItem(zsrc, entry.name, False, batch, entry.problem)
 
 
 def iter_work(ctx: StageContext, specs: list[SourceSpec], batch: str | None = None) -> Iterator[WorkItem]:

@@ -42,11 +42,13 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[N
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
     monkeypatch.setenv("ANIML_STATE_DIR", str(tmp_path / "state"))
     monkeypatch.setenv("ANIML_LOCAL_DIR", str(tmp_path / "animl-local"))
-    from animl_ingest_cli import aws
+    from animl_ingest_cli import aws, lambda_handler
 
     aws.reset()
+    lambda_handler.reset()
     yield
     aws.reset()
+    lambda_handler.reset()
 
 
 @pytest.fixture

@@ -1,0 +1,254 @@
+"""The md record: every tag under exiftool's name, first non-empty value wins, plus the normalised
+fields animl-api reads (CONTRACT.md section 3, EXIF.md).
+
+One pass over the bytes: the file type from the magic bytes, the JPEG markers (or PNG chunks) up
+to the scan data, the EXIF block with Pillow, the maker note. No pixel is decoded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from animl_ingest_cli.metadata import makernotes, text
+from animl_ingest_cli.metadata.exif import ExifResult, Tag, read_exif
+from animl_ingest_cli.metadata.filetype import FileType, detect
+from animl_ingest_cli.metadata.gps import gps_position
+from animl_ingest_cli.metadata.jpeg import parse_jpeg
+from animl_ingest_cli.metadata.png import parse_png
+
+UNKNOWN = "unknown"
+MAX_MD_TEXT = 262_144       # total characters of tag values kept in one record
+API_SIZE_LIMIT = 8_000_000  # animl-api refuses images of this many bytes or more
+
+_DATE = re.compile(r"\s*(\d{4})[:\-/.](\d{1,2})[:\-/.](\d{1,2})[ T](\d{1,2}):(\d{2}):(\d{2})")
+
+
+@dataclass
+class FileMetadata:
+    """What `inspect` shows and `ingest` sends: `md` is JSON-serialisable."""
+
+    md: dict[str, Any]
+    problems: list[str] = field(default_factory=list)
+    is_image: bool = False
+
+
+def read_metadata_file(path: str | os.PathLike[str]) -> FileMetadata:
+    """`read_metadata` on a file's bytes (OSError when the file cannot be read)."""
+    return read_metadata(Path(path).read_bytes(), os.fspath(path))
+
+
+def read_metadata(data: bytes, name: str) -> FileMetadata:
+    """Read a file's metadata the way exiftool would; never raises (errors go in md['errors'])."""
+    try:
+        return _Reader(data, name).run()
+    except Exception as exc:  # noqa: BLE001 - a reader bug must not lose the image
+        error = f"corrupt image file: metadata unreadable ({type(exc).__name__})"
+        ftype = detect(data[:65536], name)
+        md: dict[str, Any] = {"FileTypeExtension": ftype.extension, "MIMEType": ftype.mime,
+                              "Make": UNKNOWN, "SerialNumber": UNKNOWN,
+                              "Hash": hashlib.md5(data).hexdigest(), "ImageBytes": len(data),
+                              "errors": [error]}
+        return FileMetadata(md, [error], False)
+
+
+class _Reader:
+    def __init__(self, data: bytes, name: str) -> None:
+        self.data = data
+        self.name = name
+        self.tags: list[Tag] = []
+        self.notes: list[str] = []
+        self.errors: list[str] = []
+        self.width: int | None = None
+        self.height: int | None = None
+        self.exif = ExifResult()
+        self.comment: bytes | None = None
+
+    def run(self) -> FileMetadata:
+        ftype = detect(self.data, self.name)
+        self._file_tags(ftype)
+        if not self.data:
+            self.errors.append("corrupt image file: the file is empty")
+        elif ftype.is_jpeg:
+            self._jpeg()
+        elif ftype.is_png:
+            self._png()
+        else:
+            self.errors.append(f"corrupt image file: not a JPEG or PNG ({ftype.mime})")
+        is_image = (ftype.is_jpeg or ftype.is_png) and bool(self.width) and bool(self.height)
+        if (ftype.is_jpeg or ftype.is_png) and not is_image:
+            self.errors.append(f"corrupt image file: {ftype.name} image size unreadable")
+        self._maker_note()
+        if is_image:
+            self.tags.append(Tag("Composite", "ImageSize", f"{self.width}x{self.height}"))
+            self.tags.append(Tag("Composite", "Megapixels", _megapixels(self.width or 0, self.height or 0)))
+        md = self._flatten()
+        self._normalise(md, ftype)
+        problems = self.errors + self.notes
+        return FileMetadata(md, problems, is_image)
+
+    # -- reading --------------------------------------------------------------------------------
+
+    def _file_tags(self, ftype: FileType) -> None:
+        self.tags.append(Tag("File", "FileSize", _file_size(len(self.data))))
+        if ftype.from_content:
+            self.tags += [Tag("File", "FileType", ftype.name),
+                          Tag("File", "FileTypeExtension", ftype.extension),
+                          Tag("File", "MIMEType", ftype.mime)]
+
+    def _jpeg(self) -> None:
+        info = parse_jpeg(self.data)
+        self.width, self.height = info.width, info.height
+        self.notes += info.problems
+        self.comment = info.comment
+        segment_tags = [Tag(g, n, v) for g, n, v in info.tags]
+        exif_tags = self._exif(info.exif, info.exif_offset)
+        self.tags += [Tag(g, n, v) for g, n, v in info.file_tags]
+        if info.comment is not None:
+            self.tags.append(Tag("File", "Comment", text.printable(info.comment)))
+        self.tags += segment_tags[:info.exif_position] + exif_tags + segment_tags[info.exif_position:]
+        if info.has_mpf:
+            self.notes.append("JPEG with an MPF second image (Pillow says MPO, exiftool says JPEG)")
+
+    def _png(self) -> None:
+        info = parse_png(self.data)
+        self.width, self.height = info.width, info.height
+        self.notes += info.problems
+        exif_tags = self._exif(info.exif, info.exif_offset)
+        self.tags += [Tag(g, n, v) for g, n, v in info.tags] + exif_tags
+
+    def _exif(self, payload: bytes | None, base: int) -> list[Tag]:
+        if payload is None:
+            return []
+        self.exif = read_exif(payload, base)
+        self.notes += self.exif.problems
+        order = {"II": "Little-endian (Intel, II)", "MM": "Big-endian (Motorola, MM)"}
+        if self.exif.byte_order:
+            self.tags.append(Tag("File", "ExifByteOrder", order[self.exif.byte_order]))
+        return self.exif.tags
+
+    def _maker_note(self) -> None:
+        note = self.exif.maker_note
+        layout, decoded = makernotes.decode_maker_note(note, self.exif.make)
+        self.tags += [Tag("MakerNotes", name, value) for name, value in decoded]
+        if layout is None:
+            unknown = makernotes.unknown_note_tag(note)
+            if unknown:
+                self.tags.append(Tag("EXIF", *unknown))
+
+    # -- the record -----------------------------------------------------------------------------
+
+    def _flatten(self) -> dict[str, Any]:
+        """Group prefixes stripped, first non-empty value per name (the Node ingest's rule)."""
+        md: dict[str, Any] = {}
+        budget = MAX_MD_TEXT
+        for tag in self.tags:
+            if tag.name in md or tag.value is None or tag.value == "":
+                continue
+            if isinstance(tag.value, str):
+                budget -= len(tag.value)
+                if budget < 0:
+                    self.notes.append(f"metadata over {MAX_MD_TEXT} characters: later tags left out")
+                    break
+                md[tag.name] = tag.value if tag.name == "SerialNumber" else text.json_scalar(tag.value)
+            else:
+                md[tag.name] = tag.value
+        return md
+
+    def _normalise(self, md: dict[str, Any], ftype: FileType) -> None:
+        md["FileTypeExtension"] = ftype.extension
+        md["MIMEType"] = ftype.mime
+        for key in ("ImageWidth", "ImageHeight"):
+            md.pop(key, None)
+        if self.width is not None and self.height is not None:
+            md["ImageWidth"], md["ImageHeight"] = self.width, self.height
+        if "Make" not in md:
+            md["Make"] = UNKNOWN
+            self.notes.append("no Make")
+        self._serial(md)
+        self._date(md)
+        self._gps(md)
+        md["Hash"] = hashlib.md5(self.data).hexdigest()
+        md["ImageBytes"] = len(self.data)
+        md["errors"] = list(self.errors)
+        if len(self.data) >= API_SIZE_LIMIT:
+            self.notes.append(f"{len(self.data)} bytes (animl-api: 'Image Size Exceed 8 MB')")
+
+    def _serial(self, md: dict[str, Any]) -> None:
+        serial = md.get("SerialNumber")
+        if serial is not None and str(serial).strip():
+            md["SerialNumber"] = str(serial)
+            return
+        if serial is not None:
+            self.notes.append(f"SerialNumber {serial!r} is blank: sent as 'unknown'")
+        md["SerialNumber"] = UNKNOWN
+        self.notes.append("no SerialNumber (animl-api: 'Unknown Serial Number')")
+        hints = makernotes.serial_hints(self.exif.maker_note, self.comment, self.exif.user_comment)
+        for hint in hints:
+            self.notes.append(f"serial {hint.serial!r} found in {hint.source}; exiftool reports none")
+        if hints:
+            md["SerialNumberHint"] = hints[0].serial
+            md["SerialNumberHintSource"] = hints[0].source
+
+    def _date(self, md: dict[str, Any]) -> None:
+        raw = md.pop("DateTimeOriginal", None)
+        iso = iso_date(raw)
+        if iso:
+            md["DateTimeOriginal"] = iso
+        elif raw is None:
+            self.notes.append("no DateTimeOriginal (animl-api: 'Unknown DateTimeOriginal')")
+        else:
+            self.notes.append(f"DateTimeOriginal {raw!r} is not a date: left out")
+
+    def _gps(self, md: dict[str, Any]) -> None:
+        for key in ("GPSLatitude", "GPSLongitude", "GPSAltitude"):
+            md.pop(key, None)
+        if not self.exif.gps:
+            return
+        pos = gps_position(self.exif.gps)
+        self.notes += pos.problems
+        for key, value in (("GPSLatitude", pos.latitude), ("GPSLongitude", pos.longitude),
+                           ("GPSAltitude", pos.altitude)):
+            if value is not None:
+                md[key] = value
+
+
+def iso_date(value: Any) -> str | None:
+    """exiftool's `YYYY:MM:DD HH:MM:SS` as `YYYY-MM-DDTHH:MM:SS.000Z` (the camera's wall clock
+    written as UTC); None for a zero or impossible date."""
+    if not isinstance(value, str):
+        return None
+    match = _DATE.match(value)
+    if not match:
+        return None
+    try:
+        y, mo, d, h, mi, s = (int(g) for g in match.groups())
+        when = datetime(y, mo, d, h, mi, s)
+    except ValueError:
+        return None
+    return when.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+def _file_size(size: int) -> str:
+    """exiftool's ConvertFileSize (decimal units)."""
+    if size < 2000:
+        return f"{size} bytes"
+    if size < 10_000:
+        return f"{size / 1000:.1f} kB"
+    if size < 2_000_000:
+        return f"{size / 1000:.0f} kB"
+    if size < 10_000_000:
+        return f"{size / 1_000_000:.1f} MB"
+    if size < 2_000_000_000:
+        return f"{size / 1_000_000:.0f} MB"
+    return f"{size / 1_000_000_000:.1f} GB"
+
+
+def _megapixels(width: int, height: int) -> str:
+    mp = width * height / 1_000_000
+    return f"{mp:.{1 if mp >= 1 else (3 if mp >= 0.001 else 6)}f}"
