@@ -59,21 +59,22 @@ def _children(pid: int) -> list[int]:
     return out
 
 
+def _proc_kb(path: str, field_name: str) -> int | None:
+    try:
+        for line in Path(path).read_text().splitlines():
+            if line.startswith(field_name):
+                return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return None
+
+
 def _pss_kb(pid: int) -> int:
     """PSS of one process from smaps_rollup; RSS from status when smaps_rollup is unreadable."""
-    try:
-        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-            if line.startswith("Pss:"):
-                return int(line.split()[1])
-    except (OSError, ValueError):
-        pass
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    except (OSError, ValueError):
-        pass
-    return 0
+    pss = _proc_kb(f"/proc/{pid}/smaps_rollup", "Pss:")
+    if pss is None:
+        pss = _proc_kb(f"/proc/{pid}/status", "VmRSS:")
+    return pss or 0
 
 
 def tree_pids(root: int) -> list[int]:
