@@ -21,7 +21,7 @@ from animl_ingest_cli.context import StageContext
 from animl_ingest_cli.errors import AnimlError, ApiError, ImageError, StoreError
 from animl_ingest_cli.images import make_thumbnails
 from animl_ingest_cli.metadata import read_metadata
-from animl_ingest_cli.stores import Store
+from animl_ingest_cli.stores import S3Store, Store
 
 log = logging.getLogger("animl_ingest")
 
@@ -75,6 +75,16 @@ def dead_letter_metadata(bucket: str, key: str, error: str, image_id: str | None
     encoded = quote_meta(error[:lo])
     meta["error"] = encoded
     return meta
+
+
+def copy_object(dst: Store, src: Store, key: str, target: str, data: bytes, content_type: str,
+                metadata: dict[str, str]) -> None:
+    """A server-side copy between buckets (no bytes through the function); from anywhere else, the
+    bytes already read are written (no second read of the source)."""
+    if isinstance(dst, S3Store) and isinstance(src, S3Store):
+        dst.copy_from(src, key, target, content_type=content_type, metadata=metadata)
+    else:
+        dst.put(target, data, content_type, metadata)
 
 
 class Ingestor:
@@ -202,7 +212,7 @@ class Ingestor:
             attempt = self.api.create_image(md)
         except ApiError as exc:
             # Unreachable, failing or refusing API: dead-letter under the error text, UNKNOWN_ID.
-            return self._dead_letter(src, key, md, [exc.message], None, out, delete_source)
+            return self._dead_letter(src, key, md, data, [exc.message], None, out, delete_source)
         out.image_id = attempt.image_id
         if attempt.errors:
             if attempt.image_id and any("E11000" in e for e in attempt.errors):
@@ -210,13 +220,13 @@ class Ingestor:
                 if healed:
                     self._delete_source(src, key, out, delete_source)
                     return out
-            return self._dead_letter(src, key, md, attempt.errors, attempt.image_id, out, delete_source)
+            return self._dead_letter(src, key, md, data, attempt.errors, attempt.image_id, out, delete_source)
         assert attempt.image_id, "createImage succeeded without an image id"
         try:
             self._serve(src, key, data, md, attempt.image_id, out)
         except (StoreError, ImageError) as exc:
             self._report_image_error(exc.message, attempt.image_id, md.get("batchId"))
-            return self._dead_letter(src, key, md, [exc.message], attempt.image_id, out, delete_source)
+            return self._dead_letter(src, key, md, data, [exc.message], attempt.image_id, out, delete_source)
         self._delete_source(src, key, out, delete_source)
         return out
 
@@ -248,7 +258,7 @@ class Ingestor:
         origin = {"source-bucket": quote_meta(src.bucket), "source-key": quote_meta(key)}
         written: list[str] = []
         try:
-            serving.copy_from(src, key, targets["original"], content_type=ctype, metadata=origin)
+            copy_object(serving, src, key, targets["original"], data, ctype, origin)
             written.append(targets["original"])
             serving.put(targets["medium"], medium.data, medium.content_type)
             written.append(targets["medium"])
@@ -300,7 +310,7 @@ class Ingestor:
         except ApiError as exc:
             log.warning("createImageError for %s failed: %s", image_id, exc.message)
 
-    def _dead_letter(self, src: Store, key: str, md: dict[str, Any], errors: list[str],
+    def _dead_letter(self, src: Store, key: str, md: dict[str, Any], data: bytes, errors: list[str],
                      image_id: str | None, out: Outcome, delete_source: bool) -> Outcome:
         dlb = self.ctx.store("dead-letter")
         folder = keys.dead_letter_folder(errors)
@@ -310,7 +320,7 @@ class Ingestor:
         ctype = md.get("MIMEType") or keys.content_type_for(key)
         try:
             target = self._free_dead_letter_key(dlb, folder, image_id, md["FileName"], src.bucket, key)
-            dlb.copy_from(src, key, target, content_type=ctype, metadata=meta)
+            copy_object(dlb, src, key, target, data, ctype, meta)
         except StoreError as exc:
             out.outcome, out.complete = FAILED, False
             out.error = f"dead-letter copy failed ({folder}): {exc.message}"

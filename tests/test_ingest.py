@@ -288,9 +288,9 @@ def test_zip_is_submitted_to_aws_batch(stage, s3, ssm) -> None:  # noqa: ANN001
     env = batch.create_compute_environment(
         computeEnvironmentName="animl-ce", type="MANAGED", state="ENABLED", serviceRole=role,
         computeResources={"type": "FARGATE", "maxvCpus": 4, "subnets": [subnet], "securityGroupIds": [sg]})
+    order = [{"order": 1, "computeEnvironment": env["computeEnvironmentArn"]}]
     queue = batch.create_job_queue(jobQueueName="animl-q", state="ENABLED", priority=1,
-                                   computeEnvironmentOrder=[{"order": 1,
-                                                             "computeEnvironment": env["computeEnvironmentArn"]}])
+                                   computeEnvironmentOrder=order)
     jobdef = batch.register_job_definition(jobDefinitionName="unzip", type="container",
                                            containerProperties={"image": "busybox", "vcpus": 1,
                                                                 "memory": 128})
