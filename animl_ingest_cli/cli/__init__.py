@@ -51,7 +51,8 @@ app.command("config", help=config_cmd.HELP)(config_cmd.config)
 def main() -> None:
     """Entry point: project errors become one line and an exit code, never a traceback."""
     try:
-        app(standalone_mode=False)
+        # typer turns Ctrl-C into exit code 130 and returns exit codes when not standalone
+        code = app(standalone_mode=False)
     except AnimlError as exc:
         print(f"error: {redact(exc.message)}", file=sys.stderr)
         sys.exit(exc.exit_code)
@@ -63,10 +64,11 @@ def main() -> None:
     except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, no traceback
         import click
 
-        if isinstance(exc, click.exceptions.Abort):
+        if isinstance(exc, (click.exceptions.Abort, typer.Abort)):
             print("interrupted", file=sys.stderr)
             sys.exit(EXIT_INTERRUPTED)
-        if isinstance(exc, click.ClickException):
+        # typer >= 0.2x vendors click: its usage errors are TyperExceptions, not click's
+        if isinstance(exc, (click.ClickException, typer.TyperException)) and hasattr(exc, "show"):
             exc.show()
             sys.exit(exc.exit_code)
         if isinstance(exc, click.exceptions.Exit):
@@ -78,4 +80,6 @@ def main() -> None:
         print(f"error: unexpected {type(exc).__name__}: {redact(str(exc))}".splitlines()[0],
               file=sys.stderr)
         sys.exit(1)
-    sys.exit(0)
+    if code == EXIT_INTERRUPTED:
+        print("interrupted", file=sys.stderr)
+    sys.exit(code if isinstance(code, int) else 0)
