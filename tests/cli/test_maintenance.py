@@ -10,7 +10,11 @@ import boto3
 import pytest
 
 from tests.conftest import subprocess_env
-from tests.ops.helpers import installed_cli, run_cli
+from tests.ops.helpers import (
+    installed_cli,
+    run_cli,
+    shared_model_loader,  # noqa: F401 - autouse: one botocore model loader
+)
 
 PARAM = "/images/maintenance-mode-dev"
 

@@ -14,7 +14,16 @@ import boto3
 import pytest
 
 from tests.conftest import subprocess_env
-from tests.ops.helpers import awkward_keys, bucket, installed_cli, keys, make_buckets, run_cli, seed
+from tests.ops.helpers import (
+    awkward_keys,
+    bucket,
+    installed_cli,
+    keys,
+    make_buckets,
+    run_cli,
+    seed,
+    shared_model_loader,  # noqa: F401 - autouse: one botocore model loader
+)
 
 PARK, INGEST = bucket("parkinglot"), bucket("ingestion")
 

@@ -16,6 +16,28 @@ from animl_ingest_cli.config import BUCKET_KINDS
 from animl_ingest_cli.stores import Store
 
 STAGE = "dev"
+_LOADER: Any = None
+
+
+@pytest.fixture(autouse=True)
+def shared_model_loader(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every boto3 session the code makes shares one botocore data loader. The root conftest forgets
+    sessions before each test, and a new session reads every service model from disk again (a
+    tenth of a second per client), which made up most of these tests' time. The loader holds only
+    the models shipped with botocore: credentials, region and endpoint stay per session."""
+    import boto3.session
+
+    global _LOADER
+    if _LOADER is None:
+        _LOADER = boto3.session.Session()._loader
+    real = boto3.session.Session
+
+    class SharedLoaderSession(real):  # type: ignore[misc, valid-type]
+        def _setup_loader(self) -> None:
+            self._session.register_component("data_loader", _LOADER)
+            self._loader = _LOADER
+
+    monkeypatch.setattr(boto3.session, "Session", SharedLoaderSession)
 
 
 def bucket(kind: str, stage: str = STAGE) -> str:

@@ -117,8 +117,11 @@ def test_drain_waits_until_a_consumer_empties_the_work_queues(sqs) -> None:
 def test_drain_times_out(sqs) -> None:
     urls = make_queues(sqs)
     sqs.send_message(QueueUrl=urls["taskQueue-dev"], MessageBody="stuck")
+    ctx = open_stage("dev")
+    for client in ("ssm", "sqs", "cloudformation"):
+        ctx.client(client)  # made beforehand: making a client takes longer than this whole timeout
     started = time.monotonic()
-    result = q.drain(open_stage("dev"), timeout=0.3, interval=0.1, stable=2)
+    result = q.drain(ctx, timeout=0.3, interval=0.1, stable=2)
     assert not result.drained and result.polls >= 2 and time.monotonic() - started < 5
     assert [x.name for x in result.last.busy_queues] == ["taskQueue-dev"]
 
