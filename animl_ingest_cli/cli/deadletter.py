@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated
 
 import typer
@@ -47,7 +48,7 @@ def list_(stage: StageOpt = None, json_out: JsonOpt = False) -> None:
     table.add_column("in transit", justify="right")
     for f in folders:
         table.add_row(f.error or "(root)", str(f.objects), str(f.bytes),
-                      f.newest.isoformat(timespec="seconds") if f.newest else "",
+                      f.newest.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%SZ") if f.newest else "",
                       str(f.in_transit) if f.in_transit else "")
     out_console.print(table)
     if any(f.in_transit for f in folders):

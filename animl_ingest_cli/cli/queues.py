@@ -64,12 +64,11 @@ def _state_text(snap: Snapshot) -> str:
 
 def _poll_view(snap: Snapshot, streak: int, stable: int) -> Table:
     table = _table(snap.queues, title=f"idle polls {streak}/{stable}")
-    jobs = snap.jobs.items
-    table.add_row("batch jobs", str(sum(jobs.values())) if jobs is not None else snap.jobs.note or "-",
-                  "", "", "")
-    stacks = snap.stacks.items
-    table.add_row("batch stacks", str(len(stacks)) if stacks is not None else snap.stacks.note or "-",
-                  "", "", "")
+    jobs, stacks = snap.jobs.items, snap.stacks.items
+    table.add_row("batch jobs", str(sum(jobs.values())) if jobs is not None else "-", "", "", "")
+    table.add_row("batch stacks", str(len(stacks)) if stacks is not None else "-", "", "", "")
+    notes = [n for n in (snap.jobs.note, snap.stacks.note) if n]
+    table.caption = "; ".join(notes) or None
     return table
 
 
