@@ -51,3 +51,17 @@ def test_local_stage_has_none(capsys, monkeypatch) -> None:
     assert r.code == 0 and r.out == "" and "no Animl queues" in r.err
     r = run_cli(capsys, monkeypatch, "queues", "drain")
     assert r.code == 0 and r.out.startswith("drained")
+
+
+def test_drain_exit_codes_from_the_installed_command(moto_server: str) -> None:
+    sqs = boto3.client("sqs")
+    urls = make_queues(sqs)
+    sqs.send_message(QueueUrl=urls["inferenceQueue-dev"], MessageBody="work")
+    drain = [*installed_cli(), "queues", "drain", "--stage", "dev", "--interval", "0.1", "--stable", "2"]
+    r = subprocess.run([*drain, "--timeout", "1"], capture_output=True, text=True, env=subprocess_env(),
+                       timeout=120)
+    assert r.returncode == 4 and "inferenceQueue-dev 1/0/0" in r.stderr
+    sqs.purge_queue(QueueUrl=urls["inferenceQueue-dev"])
+    r = subprocess.run([*drain, "--timeout", "30"], capture_output=True, text=True, env=subprocess_env(),
+                       timeout=120)
+    assert r.returncode == 0 and r.stdout.startswith("drained"), r.stderr
