@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 
-import boto3
 import pytest
 
 from animl_ingest_cli.context import open_stage
@@ -25,9 +24,7 @@ DL, INGEST = bucket("dead-letter"), bucket("ingestion")
 
 @pytest.fixture
 def s3(aws_mock: None):
-    client = boto3.client("s3")
-    make_buckets(client)
-    return client
+    return make_buckets()
 
 
 def fill(stage: str = "dev") -> None:
@@ -84,8 +81,7 @@ def test_missing_error_is_a_usage_error(capsys, monkeypatch) -> None:
 
 
 def test_prod_redrive_needs_the_stage_name(aws_mock: None, capsys, monkeypatch) -> None:
-    client = boto3.client("s3")
-    make_buckets(client, "prod")
+    client = make_buckets("prod")
     fill("prod")
     r = run_cli(capsys, monkeypatch, "deadletter", "redrive", "--stage", "prod", "--error", "DUPLICATE_IMAGE",
                 stdin="dev\n")
@@ -96,8 +92,7 @@ def test_prod_redrive_needs_the_stage_name(aws_mock: None, capsys, monkeypatch) 
 
 
 def test_installed_command_against_moto_server(moto_server: str) -> None:
-    client = boto3.client("s3")
-    make_buckets(client)
+    client = make_buckets()
     fill()
     run = lambda *a: subprocess.run([*installed_cli(), *a], capture_output=True, text=True,  # noqa: E731
                                     env=subprocess_env(), timeout=120)

@@ -10,7 +10,6 @@ import subprocess
 import time
 from pathlib import Path
 
-import boto3
 import pytest
 
 from tests.conftest import subprocess_env
@@ -58,9 +57,7 @@ def summary_of(out: Path) -> dict:
 
 @pytest.fixture
 def s3(moto_server: str):
-    client = boto3.client("s3")
-    make_buckets(client)
-    return client
+    return make_buckets()
 
 
 def test_kill_9_mid_way_loses_nothing_and_a_rerun_finishes(s3, tmp_path: Path) -> None:
@@ -106,9 +103,7 @@ def test_ctrl_c_finishes_the_copies_under_way_exits_130_and_a_rerun_finishes(s3,
 
 @pytest.fixture
 def mocked(aws_mock: None):
-    client = boto3.client("s3")
-    make_buckets(client)
-    return client
+    return make_buckets()
 
 
 def test_refused_while_maintenance_is_on_exit_3_and_force(mocked, capsys, monkeypatch) -> None:
@@ -147,8 +142,7 @@ def test_some_failed_exit_1_and_json_summary(mocked, capsys, monkeypatch) -> Non
 
 
 def test_prod_needs_the_stage_name_typed(aws_mock: None, capsys, monkeypatch) -> None:
-    client = boto3.client("s3")
-    make_buckets(client, "prod")
+    client = make_buckets("prod")
     client.put_object(Bucket=bucket("parkinglot", "prod"), Key="p.jpg", Body=b"p")
     r = run_cli(capsys, monkeypatch, "unpark", "--stage", "prod", stdin="y\n")
     assert r.code == 3 and keys(client, bucket("ingestion", "prod")) == {}

@@ -44,10 +44,15 @@ def bucket(kind: str, stage: str = STAGE) -> str:
     return f"animl-images-{kind}-{stage}"
 
 
-def make_buckets(s3: Any, stage: str = STAGE) -> None:
+def make_buckets(stage: str = STAGE) -> Any:
+    """The stage's four buckets in whatever S3 the environment points at; returns an S3 client."""
+    import boto3
+
+    s3 = boto3.client("s3")
     for kind in BUCKET_KINDS:
         s3.create_bucket(Bucket=bucket(kind, stage),
                          CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
+    return s3
 
 
 def seed(bucket_name: str, names: list[str]) -> None:

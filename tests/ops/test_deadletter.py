@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import boto3
 import pytest
 
 from animl_ingest_cli.context import open_stage
@@ -17,9 +16,7 @@ BATCH = "batch-3b1c2f4e-8f1a-4c1e-9a7e-0d5c2b6a9e11"
 
 @pytest.fixture
 def s3(aws_mock: None):
-    client = boto3.client("s3")
-    make_buckets(client)
-    return client
+    return make_buckets()
 
 
 def test_original_location_decodes_metadata_and_falls_back_to_the_file_name() -> None:

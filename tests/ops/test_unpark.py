@@ -6,7 +6,6 @@ import hashlib
 import json
 import time
 
-import boto3
 import pytest
 
 from animl_ingest_cli import audit
@@ -22,9 +21,7 @@ PARK, INGEST = bucket("parkinglot"), bucket("ingestion")
 
 @pytest.fixture
 def s3(aws_mock: None):
-    client = boto3.client("s3")
-    make_buckets(client)
-    return client
+    return make_buckets()
 
 
 def park(s3, names: list[str], body=lambda k: k.encode()) -> dict[str, str]:
