@@ -66,6 +66,22 @@ def caller_identity() -> str | None:
         return None
 
 
+def translate(exc: Exception, what: str) -> Exception:
+    """A botocore error as one of the project's exceptions, with a one-line message."""
+    from animl_ingest_cli.errors import StoreError
+
+    if is_credentials_error(exc):
+        return CredentialsError(f"AWS credentials missing or refused ({what})")
+    code = error_code(exc)
+    if isinstance(exc, botocore.exceptions.ClientError):
+        msg = exc.response.get("Error", {}).get("Message") or code
+        return StoreError(f"{what}: {code}: {msg}", code=code)
+    return StoreError(f"{what}: {type(exc).__name__}: {exc}", retryable=True)
+
+
+AWS_ERRORS = (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError)
+
+
 def error_code(exc: BaseException) -> str | None:
     if isinstance(exc, botocore.exceptions.ClientError):
         return exc.response.get("Error", {}).get("Code")

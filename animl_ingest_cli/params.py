@@ -13,8 +13,8 @@ from typing import Any, Protocol
 
 import botocore.exceptions
 
-from animl_ingest_cli.aws import error_code, is_credentials_error
-from animl_ingest_cli.errors import CredentialsError, StoreError
+from animl_ingest_cli.aws import translate
+from animl_ingest_cli.errors import StoreError
 
 
 @dataclass(frozen=True)
@@ -32,14 +32,6 @@ class Params(Protocol):
     def put(self, name: str, value: str) -> None: ...
 
 
-def _translate(exc: Exception, what: str) -> Exception:
-    if is_credentials_error(exc):
-        return CredentialsError(f"AWS credentials missing or refused while reading {what}")
-    code = error_code(exc) or type(exc).__name__
-    return StoreError(f"SSM {what}: {code}", code=code,
-                      retryable=isinstance(exc, botocore.exceptions.ConnectionError))
-
-
 class SsmParams:
     def __init__(self, ssm: Any) -> None:
         self.ssm = ssm
@@ -54,7 +46,7 @@ class SsmParams:
             try:
                 resp = self.ssm.get_parameters(Names=chunk, WithDecryption=True)
             except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
-                raise _translate(exc, "GetParameters") from None
+                raise translate(exc, "SSM GetParameters") from None
             for p in resp.get("Parameters", []):
                 out[p["Name"]] = Parameter(p["Name"], p["Value"], p.get("LastModifiedDate"))
         return out
@@ -63,7 +55,7 @@ class SsmParams:
         try:
             self.ssm.put_parameter(Name=name, Value=value, Type="String", Overwrite=True)
         except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
-            raise _translate(exc, f"PutParameter {name}") from None
+            raise translate(exc, f"SSM PutParameter {name}") from None
 
 
 class LocalParams:

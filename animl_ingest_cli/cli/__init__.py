@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -48,11 +48,19 @@ app.add_typer(runbook.app, name="runbook")
 app.command("config", help=config_cmd.HELP)(config_cmd.config)
 
 
+def _click_exceptions(click: Any) -> tuple[type[Exception], ...]:
+    """Usage errors: typer 0.2x raises those of its own vendored copy of click, not click's."""
+    try:
+        from typer._click.exceptions import ClickException as VendoredClickException
+    except ImportError:
+        return (click.ClickException,)
+    return (click.ClickException, VendoredClickException)
+
+
 def main() -> None:
     """Entry point: project errors become one line and an exit code, never a traceback."""
     try:
-        # typer turns Ctrl-C into exit code 130 and returns exit codes when not standalone
-        code = app(standalone_mode=False)
+        rv = app(standalone_mode=False)  # an Exit(code) comes back as the return value here
     except AnimlError as exc:
         print(f"error: {redact(exc.message)}", file=sys.stderr)
         sys.exit(exc.exit_code)
@@ -64,13 +72,12 @@ def main() -> None:
     except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, no traceback
         import click
 
-        if isinstance(exc, (click.exceptions.Abort, typer.Abort)):
+        if isinstance(exc, click.exceptions.Abort):
             print("interrupted", file=sys.stderr)
             sys.exit(EXIT_INTERRUPTED)
-        # typer >= 0.2x vendors click: its usage errors are TyperExceptions, not click's
-        if isinstance(exc, (click.ClickException, typer.TyperException)) and hasattr(exc, "show"):
-            exc.show()
-            sys.exit(exc.exit_code)
+        if isinstance(exc, _click_exceptions(click)):
+            exc.show()  # type: ignore[attr-defined]
+            sys.exit(exc.exit_code)  # type: ignore[attr-defined]
         if isinstance(exc, click.exceptions.Exit):
             sys.exit(exc.exit_code)
         if os.environ.get("ANIML_DEBUG"):
@@ -80,6 +87,4 @@ def main() -> None:
         print(f"error: unexpected {type(exc).__name__}: {redact(str(exc))}".splitlines()[0],
               file=sys.stderr)
         sys.exit(1)
-    if code == EXIT_INTERRUPTED:
-        print("interrupted", file=sys.stderr)
-    sys.exit(code if isinstance(code, int) else 0)
+    sys.exit(rv if isinstance(rv, int) else 0)

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from animl_ingest_cli.context import StageContext
-from animl_ingest_cli.errors import InputError
-from animl_ingest_cli.ops.awscall import DENIED_CODES, AwsError, call, pages
+from animl_ingest_cli.errors import InputError, StoreError
+from animl_ingest_cli.ops.awscall import DENIED_CODES, call, pages
 
 COUNT_ATTRIBUTES = {"ApproximateNumberOfMessages": "visible",
                     "ApproximateNumberOfMessagesNotVisible": "in_flight",
@@ -66,7 +66,7 @@ def list_queues(ctx: StageContext) -> list[QueueInfo]:
         try:
             attrs = call("SQS GetQueueAttributes", sqs.get_queue_attributes, QueueUrl=url,
                          AttributeNames=[*COUNT_ATTRIBUTES, "QueueArn", "RedrivePolicy"])["Attributes"]
-        except AwsError as exc:
+        except StoreError as exc:
             if exc.code in ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"):
                 continue  # a batch queue deleted with its stack since the listing
             raise
@@ -109,7 +109,7 @@ def active_jobs(ctx: StageContext, job_queue: str | None) -> Visibility:
                 "Batch ListJobs", batch, "list_jobs", jobQueue=job_queue, jobStatus=status))
             if n:
                 counts[status] = n
-    except AwsError as exc:
+    except StoreError as exc:
         if exc.code in DENIED_CODES:
             return Visibility(None, f"Batch jobs not visible: {exc.code}")
         raise
@@ -128,7 +128,7 @@ def live_batch_stacks(ctx: StageContext) -> Visibility:
             for s in page.get("StackSummaries", []):
                 if s["StackName"].startswith(prefix):
                     stacks[s["StackName"]] = s["StackStatus"]
-    except AwsError as exc:
+    except StoreError as exc:
         if exc.code in DENIED_CODES:
             return Visibility(None, f"stacks not visible: {exc.code}")
         raise

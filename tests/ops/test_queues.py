@@ -200,3 +200,16 @@ def test_local_stage_has_no_queues_and_drains_at_once(tmp_path) -> None:
 def test_bad_drain_options(tmp_path) -> None:
     with pytest.raises(InputError):
         q.drain(open_stage("local"), stable=0)
+
+
+def test_a_queue_deleted_while_listing_is_left_out(sqs) -> None:
+    gone = sqs.create_queue(QueueName=f"animl-ingest-dev-batch-{UUID}")["QueueUrl"]
+    sqs.create_queue(QueueName="taskQueue-dev")
+    ctx = open_stage("dev")
+
+    def stack_deleted(params, **_) -> None:
+        if params.get("QueueUrl") == gone:
+            sqs.delete_queue(QueueUrl=gone)  # its bulk upload finished: the stack took it
+
+    ctx.client("sqs").meta.events.register("before-parameter-build.sqs.GetQueueAttributes", stack_deleted)
+    assert [x.name for x in q.list_queues(ctx)] == ["taskQueue-dev"]
