@@ -333,12 +333,26 @@ class Mover:
             else:
                 ok.append(m)
         failed = dict(self.src.delete_many([m.key for m in ok]))
-        if failed:  # the original stays: drop its staged copy so that nothing is moved twice
-            self.src.delete_many([STAGING_PREFIX + k for k in failed])
+        staged, drop = [], []
         for m in ok:
-            if m.key in failed:
-                self._report(m, "failed", f"not deleted from the source ({failed[m.key]}); left in place")
-        return [replace(m, staged=True) for m in ok if m.key not in failed]
+            where = "gone" if m.key not in failed else self._original_state(m)
+            if where == "gone":  # the staged copy is now the only one: move it on
+                staged.append(replace(m, staged=True))
+                continue
+            if where == "there":  # drop the staged copy so that nothing is moved twice
+                drop.append(STAGING_PREFIX + m.key)
+            self._report(m, "failed", f"not deleted from the source ({failed[m.key]}); left in place")
+        self.src.delete_many(drop)
+        return staged
+
+    def _original_state(self, m: Move) -> str:
+        """After a failed delete: `there`, `gone`, or `unknown`. A batch whose answer was lost may have
+        been deleted all the same, and then the staged copy is the only one left; when we cannot tell,
+        both copies stay (a rerun finishes either way)."""
+        try:
+            return "there" if self.src.head(m.key) is not None else "gone"
+        except AnimlError:
+            return "unknown"
 
     def _each(self, pool: ThreadPoolExecutor, moves: list[Move],
               fn: Callable[[Move], T]) -> list[tuple[Move, T | AnimlError]]:

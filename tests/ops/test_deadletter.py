@@ -144,3 +144,29 @@ def test_local_stage_redrive_round_trip(tmp_path) -> None:
     assert redrive(ctx, "Unknown Serial Number").moved == 1
     assert ctx.store("ingestion").get("sub dir/x y.JPG") == b"img"
     assert list(store.list()) == []
+
+
+@pytest.mark.parametrize("when", ["before-call", "after-call"])
+def test_a_failed_delete_of_originals_never_loses_the_staged_copy(s3, when: str) -> None:
+    """DeleteObjects of the originals fails: before it ran (the originals stay, their staged copies
+    are dropped), or after it ran with the answer lost (the staged copies are the only ones left and
+    are moved on)."""
+    import botocore.exceptions
+
+    ctx = open_stage("dev")
+    key = dead_letter(ctx.store("dead-letter"), "E", "p:1", "a.jpg", b"a", original_bucket=INGEST,
+                      original_key="a.jpg")
+    calls = []
+
+    def lose(**_) -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise botocore.exceptions.ConnectTimeoutError(endpoint_url="s3")
+
+    ctx.client("s3").meta.events.register(f"{when}.s3.DeleteObjects", lose)
+    outcomes = []
+    summary = redrive(ctx, "E", on_outcome=outcomes.append)
+    if when == "before-call":
+        assert summary.failed == 1 and set(keys(s3, DL)) == {key} and keys(s3, INGEST) == {}
+    else:
+        assert summary.moved == 1 and keys(s3, DL) == {} and set(keys(s3, INGEST)) == {"a.jpg"}
