@@ -4,7 +4,8 @@ botocore errors are translated here into `StoreError` / `NotFound`, so nothing a
 ETags are returned without their quotes. A `copy_from` with a `content_type` replaces the object's
 metadata (`MetadataDirective=REPLACE`, what the ingest function does); without one it keeps the
 object as it is (`COPY`). `copy_exact` is the operator moves' copy: the object as it is, only while
-the source still has the ETag the caller listed, multipart objects part by part so the ETag is kept.
+the source still has the ETag the caller listed (and, with `overwrite=False`, only to a free key),
+multipart objects part by part so that the ETag is kept.
 """
 
 from __future__ import annotations
@@ -55,7 +56,8 @@ class Store(Protocol):
     def copy_from(self, src: Store, src_key: str, key: str, content_type: str | None = None,
                   metadata: dict[str, str] | None = None) -> str: ...
 
-    def copy_exact(self, src: Store, src_key: str, key: str, etag: str, size: int) -> str: ...
+    def copy_exact(self, src: Store, src_key: str, key: str, etag: str, size: int,
+                   overwrite: bool = True) -> str: ...
 
     def delete(self, key: str) -> None: ...
 
@@ -151,25 +153,29 @@ class S3Store:
             raise self._fail(exc, "CopyObject", key) from None
         return _strip(r.get("CopyObjectResult", {}).get("ETag"))
 
-    def copy_exact(self, src: Store, src_key: str, key: str, etag: str, size: int) -> str:
-        """The object as it is (`MetadataDirective=COPY`), only if the source still has `etag`.
+    def copy_exact(self, src: Store, src_key: str, key: str, etag: str, size: int,
+                   overwrite: bool = True) -> str:
+        """The object as it is (`MetadataDirective=COPY`), only if the source still has `etag`;
+        without `overwrite`, only if `key` is free (`If-None-Match: *`, 412 otherwise).
 
         A multipart source is copied part by part with its own part boundaries, so the copy's ETag
         equals the source's (a plain CopyObject would give it a new one) and can be compared.
         """
         if not isinstance(src, S3Store):
             return self.copy_from(src, src_key, key)
+        free = {} if overwrite else {"IfNoneMatch": "*"}
         if is_multipart_etag(etag):
-            return self._copy_parts(src, src_key, key, etag, size)
+            return self._copy_parts(src, src_key, key, etag, size, free)
         try:
             r = self.s3.copy_object(Bucket=self.bucket, Key=key, MetadataDirective="COPY",
                                     CopySource={"Bucket": src.bucket, "Key": src_key},
-                                    CopySourceIfMatch=f'"{etag}"')
+                                    CopySourceIfMatch=f'"{etag}"', **free)
         except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
             raise self._fail(exc, "CopyObject", key) from None
         return _strip(r.get("CopyObjectResult", {}).get("ETag"))
 
-    def _copy_parts(self, src: S3Store, src_key: str, key: str, etag: str, size: int) -> str:
+    def _copy_parts(self, src: S3Store, src_key: str, key: str, etag: str, size: int,
+                    free: dict[str, str]) -> str:
         quoted = f'"{etag}"'
         try:  # the object's headers, then each part's size (a HEAD with PartNumber)
             whole = self.s3.head_object(Bucket=src.bucket, Key=src_key, IfMatch=quoted)
@@ -200,7 +206,7 @@ class S3Store:
                 offset += part_size
             op = "CompleteMultipartUpload"
             r = self.s3.complete_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id,
-                                                  MultipartUpload={"Parts": parts})
+                                                  MultipartUpload={"Parts": parts}, **free)
         except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
             try:
                 self.s3.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
@@ -350,8 +356,12 @@ class LocalStore:
             metadata = info.metadata if info else None
         return self.put(key, data, content_type, metadata)
 
-    def copy_exact(self, src: Store, src_key: str, key: str, etag: str, size: int) -> str:
-        """The object as it is, only if its bytes still have the md5 `etag` (local ETags are md5s)."""
+    def copy_exact(self, src: Store, src_key: str, key: str, etag: str, size: int,
+                   overwrite: bool = True) -> str:
+        """The object as it is, only if its bytes still have the md5 `etag` (local ETags are md5s)
+        and, without `overwrite`, only if `key` is free."""
+        if not overwrite and self.head(key) is not None:
+            raise StoreError(f"{self.uri(key)} already exists", code="PreconditionFailed")
         data = src.get(src_key)
         if hashlib.md5(data).hexdigest() != etag:
             raise StoreError(f"{src.uri(src_key)} changed since it was listed", code="PreconditionFailed")

@@ -10,7 +10,8 @@ ingestion bucket would be ingested twice):
 - a journal in the state directory lists sources whose copy was verified but not yet deleted; a
   rerun deletes those without copying again, even when the ingest function has already consumed
   the copy;
-- a destination that already holds the same object (same ETag) is not copied to again.
+- a destination that already holds the same object (same ETag) is not copied to again; one that
+  holds another object is never overwritten (the copy only goes to a free key).
 
 When the destination's consumer may write the source key again while we work (redrive: the ingest
 function dead-letters the image again under the same key; unpark forced during maintenance: it parks
@@ -400,7 +401,8 @@ class Mover:
         if action != "copy":
             return "already"
         assert m.dst is not None
-        got = m.dst.copy_exact(self.src, m.src_key, m.dst_key, m.etag, m.size)
+        # never over an object that appeared since the look above (S3: If-None-Match)
+        got = m.dst.copy_exact(self.src, m.src_key, m.dst_key, m.etag, m.size, overwrite=False)
         if got != m.etag:
             raise StoreError(f"the copy's ETag {got} is not the source's {m.etag}; left in the source")
         self.journal.add(m.src_key, m.etag)

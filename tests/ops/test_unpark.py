@@ -160,18 +160,26 @@ def test_leftovers_of_an_interrupted_forced_run_are_finished(s3) -> None:
     assert set(keys(s3, INGEST)) == {"staged one.jpg", "plain.jpg"} and keys(s3, PARK) == {}
 
 
-def test_multipart_object_copied_part_by_part_keeps_its_etag(s3) -> None:
-    mb = 1024 * 1024
-    parts_data = [b"a" * (5 * mb), b"b" * (5 * mb), b"c" * 123]
-    up = s3.create_multipart_upload(Bucket=PARK, Key="batch-9.zip", ContentType="application/zip",
+MB = 1024 * 1024
+PARTS = [b"a" * (5 * MB), b"b" * (5 * MB), b"c" * 123]
+
+
+def park_multipart(s3, key: str) -> str:
+    """A bulk-upload zip as the frontend uploads it: in parts. Returns its ETag."""
+    up = s3.create_multipart_upload(Bucket=PARK, Key=key, ContentType="application/zip",
                                     Metadata={"origin": "frontend"})
     parts = []
-    for n, data in enumerate(parts_data, start=1):
-        r = s3.upload_part(Bucket=PARK, Key="batch-9.zip", UploadId=up["UploadId"], PartNumber=n, Body=data)
+    for n, data in enumerate(PARTS, start=1):
+        r = s3.upload_part(Bucket=PARK, Key=key, UploadId=up["UploadId"], PartNumber=n, Body=data)
         parts.append({"PartNumber": n, "ETag": r["ETag"]})
-    s3.complete_multipart_upload(Bucket=PARK, Key="batch-9.zip", UploadId=up["UploadId"],
+    s3.complete_multipart_upload(Bucket=PARK, Key=key, UploadId=up["UploadId"],
                                  MultipartUpload={"Parts": parts})
-    etag = keys(s3, PARK)["batch-9.zip"]
+    return keys(s3, PARK)[key]
+
+
+def test_multipart_object_copied_part_by_part_keeps_its_etag(s3) -> None:
+    parts_data = PARTS
+    etag = park_multipart(s3, "batch-9.zip")
     assert etag.endswith("-3")
     summary = unpark(open_stage("dev"))
     assert summary.moved == 1, summary
@@ -242,3 +250,20 @@ def test_ctrl_c_lets_copies_finish_deletes_them_and_a_rerun_finishes(s3, monkeyp
     assert len(there) == s.moved  # what was copied was also deleted: nothing in both
     summary = unpark(open_stage("dev"))
     assert summary.moved == 300 - s.moved and keys(s3, INGEST) == parked
+
+
+def test_an_object_appearing_at_the_destination_meanwhile_is_not_overwritten(s3) -> None:
+    """Between the look at the destination and the copy, someone writes the same key: the copy is
+    conditional (If-None-Match), so it fails and both objects stay."""
+    etag = park_multipart(s3, "batch-5.zip")
+    ctx = open_stage("dev")
+
+    def upload_arrives(**_) -> None:
+        s3.put_object(Bucket=INGEST, Key="batch-5.zip", Body=b"a new upload")
+
+    ctx.client("s3").meta.events.register("before-call.s3.CreateMultipartUpload", upload_arrives)
+    outcomes = []
+    summary = unpark(ctx, on_outcome=outcomes.append)
+    assert summary.failed == 1 and "PreconditionFailed" in outcomes[0].detail
+    assert keys(s3, PARK) == {"batch-5.zip": etag}
+    assert s3.get_object(Bucket=INGEST, Key="batch-5.zip")["Body"].read() == b"a new upload"
