@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -103,6 +105,8 @@ class Ingestor:
         self.dry_run = dry_run
         self.time_left = time_left
         self.on_outcome = on_outcome
+        self._same_bytes: dict[str, tuple[threading.Lock, list[int]]] = {}
+        self._same_bytes_lock = threading.Lock()
 
     # --- collaborators ----------------------------------------------------------------------------
     @property
@@ -198,6 +202,23 @@ class Ingestor:
             md["Path"] = key  # an entry of a local zip given with --batch: its path inside the zip
         return md
 
+    @contextmanager
+    def _one_at_a_time(self, digest: str) -> Iterator[None]:
+        """Objects with the same bytes go through createImage and the serving copies one after the
+        other: a duplicate whose twin is still being served would otherwise find no serving copies,
+        "heal" them and be counted served instead of being dead-lettered as DUPLICATE_IMAGE."""
+        with self._same_bytes_lock:
+            lock, users = self._same_bytes.setdefault(digest, (threading.Lock(), [0]))
+            users[0] += 1
+        try:
+            with lock:
+                yield
+        finally:
+            with self._same_bytes_lock:
+                users[0] -= 1
+                if not users[0]:
+                    del self._same_bytes[digest]
+
     def _image(self, src: Store, key: str, delete_source: bool, batch: str | None) -> Outcome:
         out = Outcome(src.uri(key), key, SERVED)
         try:
@@ -208,6 +229,11 @@ class Ingestor:
         md = self.build_md(src, key, data, batch)
         if self.dry_run:
             return self._plan(md, out)
+        with self._one_at_a_time(str(md.get("Hash"))):
+            return self._record_and_serve(src, key, data, md, out, delete_source)
+
+    def _record_and_serve(self, src: Store, key: str, data: bytes, md: dict[str, Any], out: Outcome,
+                          delete_source: bool) -> Outcome:
         try:
             attempt = self.api.create_image(md)
         except ApiError as exc:
@@ -256,14 +282,14 @@ class Ingestor:
         targets = keys.serving_keys(image_id, ext)
         medium, small = make_thumbnails(data)
         origin = {"source-bucket": quote_meta(src.bucket), "source-key": quote_meta(key)}
-        written: list[str] = []
+        written: list[str] = []  # each key before its write: a write that failed may have landed
         try:
-            copy_object(serving, src, key, targets["original"], data, ctype, origin)
             written.append(targets["original"])
-            serving.put(targets["medium"], medium.data, medium.content_type)
+            copy_object(serving, src, key, targets["original"], data, ctype, origin)
             written.append(targets["medium"])
-            serving.put(targets["small"], small.data, small.content_type)
+            serving.put(targets["medium"], medium.data, medium.content_type)
             written.append(targets["small"])
+            serving.put(targets["small"], small.data, small.content_type)
         except StoreError:
             for k in written:
                 try:

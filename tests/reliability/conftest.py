@@ -1,0 +1,195 @@
+"""The reliability suite's world: moto's server, the animl-api stand-in, the dev stage's buckets,
+faults on every AWS client the code makes, and the invariant checker over all of it."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import random
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+import piexif
+import pytest
+from PIL import Image
+
+from animl_ingest_cli import aws
+from animl_ingest_cli.api import GraphQLApi
+from animl_ingest_cli.context import StageContext, open_stage
+from animl_ingest_cli.ingest import Ingestor, Outcome
+from tests.apistub import ApiStub
+from tests.ops.helpers import shared_model_loader  # noqa: F401 - autouse: one botocore model loader
+from tests.reliability import figures
+from tests.reliability.faults import AwsFaults
+from tests.reliability.invariants import Report, S3View, check
+
+STAGE = "dev"
+KINDS = ("ingestion", "serving", "dead-letter", "parkinglot")
+BUCKETS = {k: f"animl-images-{k}-{STAGE}" for k in KINDS}
+
+
+def jpeg(n: int, serial: str | None = "CAM-1", date: str | None = "2024:05:06 07:08:09",
+         size: tuple[int, int] = (48, 32)) -> bytes:
+    """A small real JPEG with a camera trap's EXIF (serial, date); `n` makes its bytes unique."""
+    img = Image.new("RGB", size, (n * 37 % 256, n * 11 % 256, 120))
+    exif: dict[str, Any] = {"0th": {piexif.ImageIFD.Make: b"TESTCAM",
+                                    piexif.ImageIFD.ImageDescription: f"image {n}".encode()},
+                            "Exif": {}}
+    if serial:
+        exif["Exif"][piexif.ExifIFD.BodySerialNumber] = serial.encode()
+    if date:
+        exif["Exif"][piexif.ExifIFD.DateTimeOriginal] = date.encode()
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=70, exif=piexif.dump(exif))
+    return buf.getvalue()
+
+
+def md5(data: bytes) -> str:
+    return hashlib.md5(data).hexdigest()
+
+
+@pytest.fixture(autouse=True)
+def quick_botocore_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
+    """botocore's standard retries wait up to 15 s for a throttled call; the faults here are the
+    same, the waits a thousand times shorter (in this process; subprocesses wait for real)."""
+    from botocore.retries.standard import ExponentialBackoff
+
+    monkeypatch.setattr(ExponentialBackoff, "_DEFAULT_BACKOFF_CONFIG",
+                        {"throttling_base_scale": 0.001, "non_throttling_base_scale": 0.0005})
+
+
+@pytest.fixture(autouse=True)
+def seeded() -> None:
+    random.seed(8)  # the API client's retry jitter
+
+
+@dataclass
+class World:
+    """The dev stage on moto's server with the api stand-in. `originals` is what the test put in
+    (key -> md5); `faults` reach every client the contexts from `ctx()` make."""
+
+    endpoint: str | None  # moto's server, or None for moto in-process
+    stub: ApiStub
+    tmp: Path
+    s3: Any = None
+    ssm: Any = None
+    faults: AwsFaults = field(default_factory=AwsFaults)
+    originals: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.s3 = self.client("s3")
+        self.ssm = self.client("ssm")
+        for name in BUCKETS.values():
+            self.s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
+        self.ssm.put_parameter(Name=f"/api/url-{STAGE}", Value=self.stub.url, Type="String")
+
+    def client(self, service: str) -> Any:
+        """A plain client of the test's own (no faults), from a session sharing the loaded models."""
+        return boto3.session.Session().client(service, endpoint_url=self.endpoint)
+
+    # --- contents -------------------------------------------------------------------------------
+    def put(self, key: str, data: bytes, kind: str = "ingestion") -> str:
+        self.s3.put_object(Bucket=BUCKETS[kind], Key=key, Body=data)
+        self.originals[key] = md5(data)
+        return key
+
+    def put_many(self, items: Iterable[tuple[str, bytes]], kind: str = "ingestion") -> list[str]:
+        return [self.put(k, d, kind) for k, d in items]
+
+    def keys(self, kind: str, prefix: str = "") -> list[str]:
+        pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKETS[kind], Prefix=prefix)
+        return sorted(o["Key"] for p in pages for o in p.get("Contents", []))
+
+    def maintenance(self, on: bool) -> None:
+        self.ssm.put_parameter(Name=f"/images/maintenance-mode-{STAGE}", Value="true" if on else "false",
+                               Type="String", Overwrite=True)
+
+    # --- the code under test --------------------------------------------------------------------
+    def ctx(self) -> StageContext:
+        """A dev-stage context whose AWS clients carry `faults`."""
+        return open_stage(STAGE, client_factory=self.faults.factory(aws.client))
+
+    def api(self, **kw: Any) -> GraphQLApi:
+        kw.setdefault("max_attempts", 3)
+        kw.setdefault("timeout", 2.0)
+        return self.stub.client(**kw)
+
+    def ingest(self, ctx: StageContext | None = None, api: Any = None, concurrency: int = 4,
+               prefix: str = "") -> dict[str, Outcome]:
+        """`animl-ingest ingest s3://<ingestion>/<prefix>` in-process: the CLI's own worker pool over
+        the CLI's own listing. Returns key -> outcome."""
+        from animl_ingest_cli.cli.ingest import _run
+        from animl_ingest_cli.sources import iter_work, parse_sources
+
+        ctx = ctx or self.ctx()
+        results: dict[str, Outcome] = {}
+        ingestor = Ingestor(ctx, api or self.api(), on_outcome=lambda o: results.__setitem__(o.key, o))
+        work = iter_work(ctx, parse_sources([f"s3://{BUCKETS['ingestion']}/{prefix}"]))
+        _run(ingestor, work, concurrency, lambda o: results.__setitem__(o.key, o))
+        return results
+
+    def redrive_all(self, ctx: StageContext | None = None) -> int:
+        """Every dead-letter folder back to where it came from; returns the objects moved."""
+        from animl_ingest_cli.ops.deadletter import list_errors, redrive
+
+        ctx = ctx or self.ctx()
+        moved = 0
+        for folder in list_errors(ctx):
+            s = redrive(ctx, folder.error, concurrency=4)
+            moved += s.moved + s.already
+        return moved
+
+    # --- the promise ----------------------------------------------------------------------------
+    def check(self, results: dict[str, Outcome] | None = None, *, final: bool = True) -> Report:
+        """The invariants after a run; `results` (the run's outcomes) name what it left unfinished
+        and what it reported."""
+        results = results or {}
+        unfinished = {k for k, o in results.items() if not o.complete}
+        reported = {k: o.outcome for k, o in results.items() if o.complete}
+        views = {kind: S3View(self.s3, BUCKETS[kind]) for kind in KINDS}
+        return check(views, self.originals, self.stub.catalog, final=final, unfinished=unfinished,
+                     reported=reported).assert_ok()
+
+    def heal(self, rounds: int = 3) -> dict[str, Outcome]:
+        """With the faults gone: rerun the ingest, then redrive every dead letter and ingest again
+        until the buckets stop changing (a redrive heals what the API recorded but could not be
+        served; the image's own errors come back where they were). Returns the last outcomes."""
+        self.faults.clear()
+        results = self.ingest()
+        for _ in range(rounds):
+            before = (self.keys("dead-letter"), self.keys("serving"), self.keys("ingestion"))
+            self.redrive_all()
+            results = self.ingest()
+            if (self.keys("dead-letter"), self.keys("serving"), self.keys("ingestion")) == before:
+                break
+        return results
+
+
+@pytest.fixture
+def world(aws_mock: None, api_stub: ApiStub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> World:
+    """moto in-process: ten times faster than its server, for everything that runs in this process."""
+    monkeypatch.setenv("API_KEY", api_stub.api_key)
+    return World(None, api_stub, tmp_path)
+
+
+@pytest.fixture
+def served_world(moto_server: str, api_stub: ApiStub, tmp_path: Path,
+                 monkeypatch: pytest.MonkeyPatch) -> World:
+    """moto's server on loopback, for the installed CLI in a subprocess."""
+    monkeypatch.setenv("API_KEY", api_stub.api_key)
+    return World(moto_server, api_stub, tmp_path)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    counts = figures.snapshot()
+    if not any(counts.values()):
+        return
+    terminalreporter.write_line("reliability: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
+    target = os.environ.get("RELIABILITY_FIGURES")
+    if target:
+        Path(target).write_text(json.dumps(counts, indent=2) + "\n")
