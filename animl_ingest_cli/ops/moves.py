@@ -402,11 +402,26 @@ class Mover:
             return "already"
         assert m.dst is not None
         # never over an object that appeared since the look above (S3: If-None-Match)
-        got = m.dst.copy_exact(self.src, m.src_key, m.dst_key, m.etag, m.size, overwrite=False)
+        try:
+            got = m.dst.copy_exact(self.src, m.src_key, m.dst_key, m.etag, m.size, overwrite=False)
+        except StoreError as exc:
+            if exc.code != "PreconditionFailed" or not self._landed(m):
+                raise
+            got = m.etag  # botocore retried a copy whose answer was lost: it had landed
         if got != m.etag:
             raise StoreError(f"the copy's ETag {got} is not the source's {m.etag}; left in the source")
         self.journal.add(m.src_key, m.etag)
         return "moved"
+
+    def _landed(self, m: Move) -> bool:
+        """After a refused conditional copy: the destination holds this very object and the source
+        still does too (a retry met its own first attempt, not someone else's upload)."""
+        assert m.dst is not None
+        try:
+            there, here = m.dst.head(m.dst_key), self.src.head(m.src_key)
+        except AnimlError:
+            return False
+        return all(i is not None and i.etag == m.etag and i.size == m.size for i in (there, here))
 
     def _report(self, m: Move, status: str, detail: str = "") -> None:
         s = self.summary

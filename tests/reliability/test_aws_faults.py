@@ -180,3 +180,27 @@ def test_sqs_faults_on_queue_counts(world: World) -> None:
     with pytest.raises(StoreError) as err:
         list_queues(ctx)
     assert "InternalError" in err.value.message and "\n" not in err.value.message
+
+
+@pytest.mark.parametrize("command", ["unpark", "redrive"])
+def test_a_copy_whose_answer_was_lost_is_not_a_failure(world: World, command: str) -> None:
+    """S3 made the copy, the answer was a 500, botocore retried: the conditional copy (only to a free
+    key) now meets its own first attempt, 412. That is the copy having landed, not a failure."""
+    from animl_ingest_cli.ops.deadletter import redrive
+    from animl_ingest_cli.ops.unpark import unpark
+
+    if command == "unpark":
+        world.put_many(((f"cam/{i} +é.jpg", jpeg(i)) for i in range(3)), kind="parkinglot")
+    else:
+        world.stub.fail(403, times=3)  # dead-lettered under Forbidden, then redriven
+        seed_images(world, good=3, bad=0)
+        world.ingest()
+    ctx = world.ctx()
+    rule = world.faults.add("CopyObject", "applied-error", times=1, bucket=BUCKETS["ingestion"])
+    summary = unpark(ctx, concurrency=1, sleep=lambda s: None) if command == "unpark" else \
+        redrive(ctx, "Forbidden", concurrency=1)
+    assert rule.fired == 1
+    assert summary.failed == 0 and summary.moved == 3, summary.to_dict()
+    world.check(final=False)
+    assert outcomes(world.ingest()) == expected(world)
+    world.check()
