@@ -8,7 +8,7 @@ import io
 import json
 import os
 import random
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -80,6 +80,8 @@ class World:
     ssm: Any = None
     faults: AwsFaults = field(default_factory=AwsFaults)
     originals: dict[str, str] = field(default_factory=dict)
+    api_faults_queued: int = 0
+    _clients: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.s3 = self.client("s3")
@@ -111,8 +113,14 @@ class World:
 
     # --- the code under test --------------------------------------------------------------------
     def ctx(self) -> StageContext:
-        """A dev-stage context whose AWS clients carry `faults`."""
-        return open_stage(STAGE, client_factory=self.faults.factory(aws.client))
+        """A fresh dev-stage context (names and the maintenance flag read anew) whose AWS clients
+        carry `faults`; the clients themselves are made once per test (a client costs 20 ms)."""
+        return open_stage(STAGE, client_factory=self._faulty_client)
+
+    def _faulty_client(self, service: str) -> Any:
+        if service not in self._clients:
+            self._clients[service] = self.faults.attach(aws.client(service))
+        return self._clients[service]
 
     def api(self, **kw: Any) -> GraphQLApi:
         kw.setdefault("max_attempts", 3)
@@ -144,6 +152,20 @@ class World:
             moved += s.moved + s.already
         return moved
 
+    def api_fault(self, kind: str, *args: Any, **kw: Any) -> None:
+        """Queue a fault in the api stand-in (`fail`, `malformed`, `hang`, `record_then_fail`,
+        `record_then_hang`), counted for the figures when the api recovers."""
+        getattr(self.stub, kind)(*args, **kw)
+        self.api_faults_queued += kw.get("times", 1)
+
+    def api_recovers(self) -> None:
+        """The api stand-in's queued faults are dropped: it answers normally from now on."""
+        with self.stub._lock:  # noqa: SLF001 - the stand-in has no public way to forget its faults
+            left = sum(f.times for f in self.stub._faults)  # noqa: SLF001
+            self.stub._faults.clear()  # noqa: SLF001
+        figures.add("faults injected", self.api_faults_queued - left)
+        self.api_faults_queued = 0
+
     # --- the promise ----------------------------------------------------------------------------
     def check(self, results: dict[str, Outcome] | None = None, *, final: bool = True) -> Report:
         """The invariants after a run; `results` (the run's outcomes) name what it left unfinished
@@ -158,31 +180,37 @@ class World:
     def heal(self, rounds: int = 3) -> dict[str, Outcome]:
         """With the faults gone: rerun the ingest, then redrive every dead letter and ingest again
         until the buckets stop changing (a redrive heals what the API recorded but could not be
-        served; the image's own errors come back where they were). Returns the last outcomes."""
+        served; the image's own errors come back where they were). Returns each key's last outcome."""
         self.faults.clear()
+        self.api_recovers()
         results = self.ingest()
         for _ in range(rounds):
             before = (self.keys("dead-letter"), self.keys("serving"), self.keys("ingestion"))
             self.redrive_all()
-            results = self.ingest()
+            results.update(self.ingest())
             if (self.keys("dead-letter"), self.keys("serving"), self.keys("ingestion")) == before:
                 break
         return results
 
 
 @pytest.fixture
-def world(aws_mock: None, api_stub: ApiStub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> World:
+def world(aws_mock: None, api_stub: ApiStub, tmp_path: Path,
+          monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
     """moto in-process: ten times faster than its server, for everything that runs in this process."""
     monkeypatch.setenv("API_KEY", api_stub.api_key)
-    return World(None, api_stub, tmp_path)
+    w = World(None, api_stub, tmp_path)
+    yield w
+    w.api_recovers()
 
 
 @pytest.fixture
 def served_world(moto_server: str, api_stub: ApiStub, tmp_path: Path,
-                 monkeypatch: pytest.MonkeyPatch) -> World:
+                 monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
     """moto's server on loopback, for the installed CLI in a subprocess."""
     monkeypatch.setenv("API_KEY", api_stub.api_key)
-    return World(moto_server, api_stub, tmp_path)
+    w = World(moto_server, api_stub, tmp_path)
+    yield w
+    w.api_recovers()
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

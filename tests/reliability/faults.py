@@ -23,7 +23,6 @@ import os
 import signal
 import threading
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -128,10 +127,6 @@ class AwsFaults:
                                           lambda request, event_name, **_: self._on_send(
                                               service, event_name, request))
         return client
-
-    def factory(self, make: Callable[[str], Any]) -> Callable[[str], Any]:
-        """A StageContext client factory whose every client carries these faults."""
-        return lambda service: self.attach(make(service))
 
     def add(self, operation: str, kind: str, times: int | None = 1, *, skip: int = 0,
             bucket: str | None = None) -> Rule:

@@ -146,12 +146,12 @@ def test_redrive_under_faults_heals_a_lost_api_answer(world: World, kind: str) -
     under S3 faults, then an ingest, makes their serving copies (DUPLICATE_IMAGE with nothing
     served means: make them)."""
     seed_images(world, good=4, bad=0)
-    world.stub.record_then_fail(500, times=99)
+    world.api_fault("record_then_fail", 500, times=99)
     first = world.ingest(api=world.api(max_attempts=1))
     assert {o.outcome for o in first.values()} == {DEAD_LETTERED}
     assert len(world.stub.catalog.images()) == 4
     world.check(first)
-    world.stub._faults.clear()
+    world.api_recovers()
     ctx = world.ctx()
     world.faults.add("CopyObject", kind, times=2)
     world.faults.add("DeleteObjects", kind, times=1)
@@ -192,7 +192,7 @@ def test_a_copy_whose_answer_was_lost_is_not_a_failure(world: World, command: st
     if command == "unpark":
         world.put_many(((f"cam/{i} +é.jpg", jpeg(i)) for i in range(3)), kind="parkinglot")
     else:
-        world.stub.fail(403, times=3)  # dead-lettered under Forbidden, then redriven
+        world.api_fault("fail", 403, times=3)  # dead-lettered under Forbidden, then redriven
         seed_images(world, good=3, bad=0)
         world.ingest()
     ctx = world.ctx()
