@@ -150,14 +150,8 @@ class AwsFaults:
             _bypass_moto(request)  # as S3 answers a conditional copy to a taken key (moto copies)
             return response
         with self._lock:
-            self.requests += 1
-            crash = self.crash_at is not None and self.requests == self.crash_at
             rule = next((r for r in self.rules if r.matches(op, bucket) and r.take()), None)
-        if crash:
-            figures.add("kill points")
-            if self.crash_when == AFTER:
-                self._apply(event_name, request)
-            raise Crash(f"crash at request {self.crash_at} ({op})")
+        self.crash_point(op, lambda: self._apply(event_name, request))
         if rule is None:
             return None
         when, status, code = KINDS[rule.kind]
@@ -173,6 +167,35 @@ class AwsFaults:
         response = _error_response(request, service, status, code)
         _bypass_moto(request)
         return response
+
+    def crash_point(self, what: str, send: Any) -> None:
+        """Count one request; at the `crash_at`-th, die (`send()` first when crashing after it)."""
+        with self._lock:
+            self.requests += 1
+            if self.crash_at is not None and self.requests > self.crash_at:
+                raise Crash("dead")  # the process is gone: nothing more goes out, from any thread
+            crash = self.crash_at is not None and self.requests == self.crash_at
+        if crash:
+            figures.add("kill points")
+            if self.crash_when == AFTER:
+                send()
+            raise Crash(f"crash {self.crash_when} request {self.crash_at} ({what})")
+
+    def crashing_api(self, api: Any) -> Any:
+        """`api` whose calls count as requests for `crash_at` (the answer lost with the process)."""
+        faults = self
+
+        class CrashingApi:
+            def __getattr__(self, name: str) -> Any:
+                method = getattr(api, name)
+
+                def call(*args: Any, **kw: Any) -> Any:
+                    result: list[Any] = []
+                    faults.crash_point(f"api:{name}", lambda: result.append(method(*args, **kw)))
+                    return result[0] if result else method(*args, **kw)
+                return call
+
+        return CrashingApi()
 
     def _exists(self, request: Any) -> bool:
         """Whether the object a CopyObject request writes exists (asked without these hooks)."""
