@@ -23,12 +23,12 @@ from animl_ingest_cli import keys
 from animl_ingest_cli.aws import AWS_ERRORS, translate
 from animl_ingest_cli.context import StageContext
 from animl_ingest_cli.errors import ApiError, ConfigError, InputError, NotFound, StoreError
-from animl_ingest_cli.stores import ObjectInfo, Store
+from animl_ingest_cli.stores import MAX_OBJECT_BYTES, ObjectInfo, Store
 
 if TYPE_CHECKING:
     from animl_ingest_cli.ingest import Ingestor, Outcome
 
-MAX_ENTRY_BYTES = 64 * 1024 * 1024  # a camera-trap image is a few MB; the API refuses >= 8 MB anyway
+MAX_ENTRY_BYTES = MAX_OBJECT_BYTES  # a camera-trap image is a few MB; the API refuses >= 8 MB anyway
 MAX_ENTRIES = 200_000
 
 
@@ -99,7 +99,8 @@ class ZipSource:
     def uri(self, key: str = "") -> str:
         return f"{self.label}!{key}" if key else self.label
 
-    def get(self, key: str) -> bytes:
+    def get(self, key: str, limit: int | None = None) -> bytes:
+        """An entry's bytes; never more than MAX_ENTRY_BYTES (larger entries are not safe ones)."""
         info = self._infos.get(key)
         if info is None or entry_problem(info):
             raise NotFound(f"no such entry: {self.uri(key)}", code="NoSuchKey")

@@ -23,7 +23,7 @@ from animl_ingest_cli.context import StageContext
 from animl_ingest_cli.errors import AnimlError, ApiError, ImageError, StoreError
 from animl_ingest_cli.images import make_thumbnails
 from animl_ingest_cli.metadata import read_metadata
-from animl_ingest_cli.stores import S3Store, Store
+from animl_ingest_cli.stores import MAX_OBJECT_BYTES, S3Store, Store, TooLarge
 
 log = logging.getLogger("animl_ingest")
 
@@ -32,6 +32,7 @@ SERVED, DEAD_LETTERED, PARKED, BATCH_SUBMITTED, SKIPPED, FAILED = (
 OUTCOMES = (SERVED, DEAD_LETTERED, PARKED, BATCH_SUBMITTED, SKIPPED, FAILED)
 S3_METADATA_LIMIT = 2048  # bytes of user metadata (keys + values) S3 accepts
 MAX_DEAD_LETTER_ATTEMPTS = 1000
+TOO_LARGE = "Image Size Exceed 8 MB"  # animl-api's answer for imageBytes >= 8000000
 
 
 @dataclass
@@ -222,7 +223,9 @@ class Ingestor:
     def _image(self, src: Store, key: str, delete_source: bool, batch: str | None) -> Outcome:
         out = Outcome(src.uri(key), key, SERVED)
         try:
-            data = src.get(key)
+            data = src.get(key, limit=MAX_OBJECT_BYTES)
+        except TooLarge as exc:
+            return self._too_large(src, key, batch, exc, out, delete_source)
         except StoreError as exc:
             out.outcome, out.error, out.complete = FAILED, exc.message, False
             return out
@@ -255,6 +258,22 @@ class Ingestor:
             return self._dead_letter(src, key, md, data, [exc.message], attempt.image_id, out, delete_source)
         self._delete_source(src, key, out, delete_source)
         return out
+
+    def _too_large(self, src: Store, key: str, batch: str | None, exc: TooLarge, out: Outcome,
+                   delete_source: bool) -> Outcome:
+        """An object too large to read into memory is never read. animl-api refuses images of 8 MB
+        or more, so from S3 it is dead-lettered under that error by a server-side copy (no bytes
+        through the function); from anywhere else it is left where it is and reported failed."""
+        dlb = self.ctx.store("dead-letter")
+        if not (isinstance(src, S3Store) and isinstance(dlb, S3Store)):
+            out.outcome, out.error, out.complete = FAILED, f"{exc.message}; left where it is", False
+            return out
+        md = {"FileName": keys.file_name(key), "batchId": batch or keys.batch_id(key),
+              "MIMEType": keys.content_type_for(key)}
+        if self.dry_run:
+            out.planned, out.outcome, out.reason = True, DEAD_LETTERED, TOO_LARGE
+            return out
+        return self._dead_letter(src, key, md, b"", [TOO_LARGE], None, out, delete_source)
 
     def _plan(self, md: dict[str, Any], out: Outcome) -> Outcome:
         out.planned = True

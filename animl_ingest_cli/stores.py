@@ -29,6 +29,7 @@ from animl_ingest_cli.errors import CredentialsError, NotFound, StoreError
 RETRYABLE_CODES = {"SlowDown", "ServiceUnavailable", "InternalError", "RequestTimeout",
                    "RequestTimeTooSkewed", "Throttling", "ThrottlingException", "503", "500"}
 DELETE_BATCH = 1000  # DeleteObjects takes at most 1000 keys
+MAX_OBJECT_BYTES = 64 * 1024 * 1024  # the most the ingest reads into memory for one object
 
 
 @dataclass
@@ -46,7 +47,7 @@ class Store(Protocol):
 
     def uri(self, key: str = "") -> str: ...
 
-    def get(self, key: str) -> bytes: ...
+    def get(self, key: str, limit: int | None = None) -> bytes: ...
 
     def head(self, key: str) -> ObjectInfo | None: ...
 
@@ -64,6 +65,14 @@ class Store(Protocol):
     def delete_many(self, keys: Iterable[str]) -> list[tuple[str, str]]: ...
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]: ...
+
+
+class TooLarge(StoreError):
+    """The object is larger than the caller reads into memory (`get`'s limit); nothing was read."""
+
+    def __init__(self, uri: str, size: int, limit: int) -> None:
+        super().__init__(f"{uri}: too large to read ({size} bytes, limit {limit})", code="TooLarge")
+        self.size = size
 
 
 def _strip(etag: str | None) -> str:
@@ -107,9 +116,14 @@ class S3Store:
                               retryable=code in RETRYABLE_CODES)
         return StoreError(f"{op} {self.uri(key)}: {type(exc).__name__}: {exc}", retryable=True)
 
-    def get(self, key: str) -> bytes:
+    def get(self, key: str, limit: int | None = None) -> bytes:
+        """The object's bytes; TooLarge, before reading any, when it has more than `limit`."""
         try:
-            return self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+            r = self.s3.get_object(Bucket=self.bucket, Key=key)
+            if limit is not None and r["ContentLength"] > limit:
+                r["Body"].close()
+                raise TooLarge(self.uri(key), r["ContentLength"], limit)
+            return r["Body"].read()
         except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
             raise self._fail(exc, "GetObject", key) from None
 
@@ -306,9 +320,12 @@ class LocalStore:
                 pass
             raise
 
-    def get(self, key: str) -> bytes:
+    def get(self, key: str, limit: int | None = None) -> bytes:
         try:
-            return self._path(key).read_bytes()
+            path = self._path(key)
+            if limit is not None and (size := path.stat().st_size) > limit:
+                raise TooLarge(self.uri(key), size, limit)
+            return path.read_bytes()
         except FileNotFoundError:
             raise NotFound(f"no such object: {self.uri(key)}", code="NoSuchKey") from None
         except (IsADirectoryError, NotADirectoryError):
