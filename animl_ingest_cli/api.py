@@ -311,7 +311,8 @@ def api_key_for(ctx: StageContext) -> str:
         return key
     secret = ctx.names.api_secret
     try:
-        resp = ctx.client("secretsmanager").get_secret_value(SecretId=secret)
+        with redact.reading_secret():  # botocore's DEBUG records would print the response body
+            resp = ctx.client("secretsmanager").get_secret_value(SecretId=secret)
     except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
         code = error_code(exc) or type(exc).__name__
         if is_credentials_error(exc):
