@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import boto3
 import botocore.exceptions
 from botocore.config import Config
 
 from animl_ingest_cli.config import REGION
 from animl_ingest_cli.errors import CredentialsError
 
+if TYPE_CHECKING:
+    import boto3
+
+# boto3 is imported on first use: a quarter of a second of start-up the local stage never needs.
 _lock = threading.Lock()
 _sessions: dict[str | None, boto3.session.Session] = {}
 RETRY_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, max_pool_connections=64,
@@ -26,6 +29,8 @@ RETRY_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, max_pool_
 def _profile() -> str | None:
     if os.environ.get("AWS_PROFILE") or os.environ.get("AWS_ACCESS_KEY_ID"):
         return None  # boto3's own resolution
+    import boto3
+
     try:
         available = boto3.session.Session().available_profiles
     except Exception:  # noqa: BLE001 - a broken config file is reported later by the client
@@ -34,6 +39,8 @@ def _profile() -> str | None:
 
 
 def session() -> boto3.session.Session:
+    import boto3
+
     profile = _profile()
     with _lock:
         if profile not in _sessions:

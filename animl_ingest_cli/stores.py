@@ -51,7 +51,7 @@ class Store(Protocol):
     def head(self, key: str) -> ObjectInfo | None: ...
 
     def put(self, key: str, data: bytes, content_type: str,
-            metadata: dict[str, str] | None = None) -> str: ...
+            metadata: dict[str, str] | None = None, md5: str | None = None) -> str: ...
 
     def copy_from(self, src: Store, src_key: str, key: str, content_type: str | None = None,
                   metadata: dict[str, str] | None = None) -> str: ...
@@ -125,7 +125,7 @@ class S3Store:
                           r.get("ContentType"), dict(r.get("Metadata") or {}))
 
     def put(self, key: str, data: bytes, content_type: str,
-            metadata: dict[str, str] | None = None) -> str:
+            metadata: dict[str, str] | None = None, md5: str | None = None) -> str:
         try:
             r = self.s3.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type,
                                    Metadata=metadata or {})
@@ -333,9 +333,10 @@ class LocalStore:
                           meta.get("content_type") or guess_type(key), dict(meta.get("metadata") or {}))
 
     def put(self, key: str, data: bytes, content_type: str,
-            metadata: dict[str, str] | None = None) -> str:
+            metadata: dict[str, str] | None = None, md5: str | None = None) -> str:
+        """`md5`: the caller's hex digest of `data` when it has one (saves hashing it again)."""
         path = self._path(key)
-        etag = hashlib.md5(data).hexdigest()
+        etag = md5 or hashlib.md5(data).hexdigest()
         try:
             mp = self._meta_path(key)
             if mp is not None:
