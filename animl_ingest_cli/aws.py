@@ -11,7 +11,6 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 import botocore.exceptions
-from botocore.config import Config
 
 from animl_ingest_cli.config import REGION
 from animl_ingest_cli.errors import CredentialsError
@@ -22,8 +21,8 @@ if TYPE_CHECKING:
 # boto3 is imported on first use: a quarter of a second of start-up the local stage never needs.
 _lock = threading.Lock()
 _sessions: dict[str | None, boto3.session.Session] = {}
-RETRY_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, max_pool_connections=64,
-                      connect_timeout=10, read_timeout=60)
+RETRY_SETTINGS: dict[str, Any] = {"retries": {"mode": "standard", "max_attempts": 5},
+                                  "max_pool_connections": 64, "connect_timeout": 10, "read_timeout": 60}
 
 
 def _profile() -> str | None:
@@ -54,9 +53,11 @@ def session() -> boto3.session.Session:
 
 def client(service: str) -> Any:
     """A boto3 client with standard retry mode. Clients are thread-safe; sessions are not."""
+    from botocore.config import Config
+
     sess = session()
     with _lock:
-        return sess.client(service, config=RETRY_CONFIG)
+        return sess.client(service, config=Config(**RETRY_SETTINGS))
 
 
 def reset() -> None:
