@@ -41,6 +41,7 @@ class ObjectInfo:
 
 class Store(Protocol):
     bucket: str
+    is_bucket: bool  # False for a plain folder or a zip: objects there have no bucket to return to
 
     def uri(self, key: str = "") -> str: ...
 
@@ -71,6 +72,8 @@ def guess_type(key: str) -> str:
 
 class S3Store:
     """One S3 bucket."""
+
+    is_bucket = True
 
     def __init__(self, s3: Any, bucket: str) -> None:
         self.s3 = s3
@@ -190,6 +193,7 @@ class LocalStore:
         self.root = Path(root)
         self.bucket = bucket or self.root.name
         self.meta_root = meta_root
+        self.is_bucket = meta_root is not None  # a local-stage bucket, not a plain folder of files
 
     def uri(self, key: str = "") -> str:
         return str(self.root / key) if key else str(self.root)
