@@ -1,22 +1,76 @@
-"""`animl-ingest deadletter`."""
+"""`animl-ingest deadletter list|redrive`: dead-letter triage and replay."""
 
 from __future__ import annotations
 
+import datetime as dt
+from typing import Annotated
+
 import typer
+from rich.table import Table
 
-from animl_ingest_cli.cli.common import StageOpt
-from animl_ingest_cli.errors import InputError
+from animl_ingest_cli.cli.common import (
+    DryRunOpt,
+    JsonOpt,
+    StageOpt,
+    YesOpt,
+    confirm_stage,
+    emit_json,
+    info,
+    out_console,
+    warn,
+)
+from animl_ingest_cli.cli.moves_view import DEFAULT, ConcurrencyOpt, PrefixOpt, run_moves_command
+from animl_ingest_cli.context import open_stage
+from animl_ingest_cli.ops.deadletter import list_errors, warnings_for
+from animl_ingest_cli.ops.deadletter import redrive as redrive_objects
 
-app = typer.Typer(help="deadletter commands (not built yet).", no_args_is_help=True)
+app = typer.Typer(help="The dead-letter bucket: what failed and why, and sending it back to be ingested.",
+                  no_args_is_help=True)
 
 
 @app.command("list")
-def list(stage: StageOpt = None) -> None:
-    """Not built yet."""
-    raise InputError("'deadletter list' is not built yet")
+def list_(stage: StageOpt = None, json_out: JsonOpt = False) -> None:
+    """Objects per error folder, their size and the newest one's time."""
+    ctx = open_stage(stage)
+    folders = list_errors(ctx)
+    if json_out:
+        for f in folders:
+            emit_json(f.to_dict())
+        return
+    if not folders:
+        info(f"the dead-letter bucket of {ctx.stage} is empty")
+        return
+    table = Table()
+    table.add_column("error")
+    table.add_column("objects", justify="right")
+    table.add_column("bytes", justify="right")
+    table.add_column("newest")
+    table.add_column("in transit", justify="right")
+    for f in folders:
+        table.add_row(f.error or "(root)", str(f.objects), str(f.bytes),
+                      f.newest.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%SZ") if f.newest else "",
+                      str(f.in_transit) if f.in_transit else "")
+    out_console.print(table)
+    if any(f.in_transit for f in folders):
+        info("'in transit': an interrupted redrive; run the same redrive again to finish it")
 
 
 @app.command("redrive")
-def redrive(stage: StageOpt = None) -> None:
-    """Not built yet."""
-    raise InputError("'deadletter redrive' is not built yet")
+def redrive(
+    error: Annotated[str, typer.Option("--error", help="The error folder to redrive, as listed.")],
+    stage: StageOpt = None,
+    prefix: PrefixOpt = "",
+    concurrency: ConcurrencyOpt = DEFAULT,
+    dry_run: DryRunOpt = False,
+    yes: YesOpt = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Send every object of one error folder back to its original bucket and key (verified), then
+    delete it from the dead-letter bucket. --prefix: only keys under this prefix inside the folder."""
+    ctx = open_stage(stage)
+    for message in warnings_for(error):
+        warn(message)
+    run_moves_command(lambda on_outcome: redrive_objects(
+        ctx, error, prefix=prefix, concurrency=concurrency, dry_run=dry_run, on_outcome=on_outcome,
+        confirm=lambda action: confirm_stage(ctx.stage, action, yes)),
+        title=f"redrive {error}", json_out=json_out, dry_run=dry_run)
