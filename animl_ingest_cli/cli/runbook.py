@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -69,10 +68,11 @@ def prod_deploy(
     stage: RunbookStageOpt = "prod",
     distribution_id: Annotated[str | None, typer.Option(
         help="The frontend's CloudFront distribution ID: the tool clears its cache in steps 1 and 7 "
-             "(without it, you do).")] = None,
-    api_dir: Annotated[Path | None, typer.Option(
+             "(without it, you do; '' on --resume drops the saved one).")] = None,
+    api_dir: Annotated[str | None, typer.Option(
+        metavar="PATH",
         help="An animl-api checkout: the tool runs its `npm run export-db-<stage>` in step 5 and checks "
-             "the backup folder (without it, you do).")] = None,
+             "the backup folder (without it, you do; '' on --resume drops the saved one).")] = None,
     drain_timeout: Annotated[float | None, typer.Option(
         help=f"Step 4 fails after this many seconds (default {DEFAULTS.drain_timeout:g}).")] = None,
     drain_interval: Annotated[float | None, typer.Option(
@@ -93,7 +93,7 @@ def prod_deploy(
     or 130) and leaves everything as it is (maintenance stays on); --resume goes on from there."""
     ctx = open_stage(stage)
     given: dict[str, Any] = {"distribution_id": distribution_id,
-                             "api_dir": str(api_dir) if api_dir else None,
+                             "api_dir": api_dir,
                              "drain_timeout": drain_timeout, "drain_interval": drain_interval,
                              "drain_stable": drain_stable}
     if dry_run:

@@ -44,11 +44,12 @@ class Options:
 
     @classmethod
     def merged(cls, saved: dict[str, Any], given: dict[str, Any]) -> Options:
-        """The saved run's options, overridden by those given now (None: not given)."""
+        """The saved run's options, overridden by those given now (None: not given; an empty
+        string drops a saved distribution id or api dir: that part is then done by hand)."""
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in saved.items() if k in known}
         values.update({k: v for k, v in given.items() if k in known and v is not None})
-        return cls(**values)
+        return cls(**{k: (v or None) if isinstance(v, str) else v for k, v in values.items()})
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -105,7 +106,8 @@ STEPS: tuple[Step, ...] = (
          "`uploadComplete`, `processingStart` or `ingestionComplete` is also one still being "
          "unzipped.",
          "Nothing to back out: this step only looks. A batch stack that stays (CREATE_FAILED, "
-         "ROLLBACK_COMPLETE, DELETE_FAILED) is a stuck batch: see \"Recover from a stuck batch\".",
+         "ROLLBACK_COMPLETE, DELETE_FAILED) is a stuck batch: see \"Recover from a stuck batch\" in "
+         "RUNBOOK.md.",
          (Part("check-bulk-uploads",
                "Check that no AWS Batch job is active in the job queue named by "
                "`/images/batch-queue-{stage}` and that no `animl-ingest-{stage}-batch-*` stack exists.",
@@ -245,7 +247,7 @@ def markdown(stage: str = "prod") -> str:
         for part in step.parts:
             who = WHO_MD[part.automated]
             if part.changes:
-                who += "; on prod it asks you to type `prod` first (`--yes` skips that)"
+                who += "; on prod it first asks you to type `prod`, which `--yes` skips"
             out.append(f"- **{part.name}** ({who}): {fill(part.how, stage, o)}")
             if part.commands:
                 out += ["", "  ```bash", *(f"  {fill(c, stage, o)}" for c in part.commands), "  ```"]
