@@ -203,7 +203,8 @@ class Runbook:
             rec.detail = f"{part.name}: not confirmed ({exc})"
             saved.save(self.run)
             self._audit(step=step.name, part=part.name, result="declined", detail=str(exc))
-            raise RunStopped(f"stopped at step {step.number} {step.name}: {part.name} not confirmed. "
+            raise RunStopped(f"stopped at step {step.number} {step.name}: {part.name} not confirmed "
+                             f"({exc}). "
                              f"{self._safety()} Run again with --resume to go on from there.",
                              self.run) from None
         except KeyboardInterrupt:
