@@ -182,6 +182,7 @@ class Runbook:
 
     def _part(self, step: Step, part: Part, how: str, rec: StepRecord) -> None:
         stage, options = self.ctx.stage, self.options
+        acting = False  # the tool has started changing or checking something (not just asking)
         try:
             if how == MANUAL:
                 self.operator.show(f"  {part.name}, for you to do:\n"
@@ -192,6 +193,7 @@ class Runbook:
                 if part.changes and stage == "prod":
                     self._ask_stage(f"{step.name}: {part.name}")
                 self.operator.show(f"  {part.name}: {fill(part.how, stage, options)}")
+                acting = True
                 done = self._auto(step, part)
             by = "tool" if how == AUTO else "operator"
             rec.parts[part.name] = {"state": DONE, "finished": now(), "by": by, "detail": done.detail,
@@ -208,7 +210,7 @@ class Runbook:
                              f"{self._safety()} Run again with --resume to go on from there.",
                              self.run) from None
         except KeyboardInterrupt:
-            rec.state = FAILED if how == AUTO else PENDING
+            rec.state = FAILED if acting else PENDING
             rec.detail = f"{part.name}: interrupted (Ctrl-C)"
             saved.save(self.run)
             self._audit(step=step.name, part=part.name, result="interrupted")
@@ -328,7 +330,11 @@ class Runbook:
         counts = {k: v for k, v in summary.to_dict().items() if k in ("moved", "already", "failed")}
         if summary.failed:
             raise StoreError(f"{summary.failed} object(s) not moved (each left in the parking lot)")
-        return _Done(f"moved {summary.moved}, already there {summary.already}", counts)
+        left = next(iter(self.ctx.store("parkinglot").list()), None)
+        if left is not None:
+            raise StoreError(f"the parking lot still holds objects after the unpark ({left.key!r} ...)")
+        return _Done(f"moved {summary.moved}, already there {summary.already}; the parking lot is empty",
+                     counts)
 
 
 def prod_deploy(ctx: StageContext, operator: Operator, given: dict[str, Any], *, resume: bool = False,

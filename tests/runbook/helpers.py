@@ -116,6 +116,7 @@ class ScriptedOperator:
     asked: list[str] = field(default_factory=list)
     polls: int = 0
     on_poll_hook: Callable[[Snapshot], None] | None = None
+    on_outcome_hook: Callable[[Outcome], None] | None = None
 
     def _next(self, question: str) -> Any:
         self.asked.append(question)
@@ -149,3 +150,5 @@ class ScriptedOperator:
 
     def on_outcome(self, outcome: Outcome) -> None:
         self.shown.append(f"{outcome.key}: {outcome.status}")
+        if self.on_outcome_hook:
+            self.on_outcome_hook(outcome)

@@ -200,6 +200,17 @@ def test_unpark_failure_fails_the_last_step(world) -> None:
     assert keys(s3, bucket("parkinglot", "dev")) != {}
 
 
+def test_an_object_parked_during_the_unpark_fails_the_check(world) -> None:
+    """A function that does not obey the flag parks while unpark runs: the step is not done."""
+    s3 = world["dev"]["s3"]
+    op = ScriptedOperator([Y] * 7)
+    lot = bucket("parkinglot", "dev")
+    op.on_outcome_hook = lambda o: s3.put_object(Bucket=lot, Key="late.jpg", Body=b"x")
+    with pytest.raises(RunStopped, match="the parking lot still holds objects after the unpark .'late.jpg'"):
+        runner.prod_deploy(open_stage("dev"), op, {"drain_interval": 0}, sleep=lambda s: None)
+    assert runner.status("dev")["steps"][7]["state"] == "failed"
+
+
 def test_resume_and_restart_rules(world) -> None:
     with pytest.raises(InputError, match="no saved runbook run for prod: nothing to resume"):
         runner.prod_deploy(open_stage("prod"), ScriptedOperator([]), {}, resume=True)
