@@ -132,19 +132,20 @@ def test_queues_that_never_drain_fail_the_run_with_maintenance_left_on(world) ->
 def test_ctrl_c_saves_the_state_and_resume_finishes(world, tmp_path: Path) -> None:
     world["sqs"].send_message(QueueUrl=world["queues"]["taskQueue"], MessageBody="work")
     err = tmp_path / "err.txt"
-    proc = subprocess.Popen([*installed_cli(), "runbook", "prod-deploy", "--yes", *FAST],
-                            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=err.open("wb"),
-                            env=subprocess_env(), text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    assert proc.stdin is not None
-    proc.stdin.write("y\ny\ny\n")
-    proc.stdin.flush()
-    deadline = time.monotonic() + 60
-    while "poll:" not in err.read_text() and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.05)
-    assert proc.poll() is None, err.read_text()
-    os.kill(proc.pid, signal.SIGINT)
-    assert proc.wait(60) == 130
+    with err.open("wb") as err_fh, subprocess.Popen(
+            [*installed_cli(), "runbook", "prod-deploy", "--yes", *FAST], stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL, stderr=err_fh, env=subprocess_env(), text=True,
+            # Ctrl-C as a terminal sends it, even where this test runs with SIGINT ignored
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)) as proc:
+        assert proc.stdin is not None
+        proc.stdin.write("y\ny\ny\n")  # the frontend, its cache and the unseen jobs, by hand
+        proc.stdin.flush()
+        deadline = time.monotonic() + 60
+        while "poll:" not in err.read_text() and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+        assert proc.poll() is None, err.read_text()
+        os.kill(proc.pid, signal.SIGINT)  # while step 4 waits for the queue
+        assert proc.wait(60) == 130
     assert "state saved in" in err.read_text() and "--resume" in err.read_text()
     report = status_json()
     assert report["steps"][3]["state"] == "failed" and "interrupted" in report["steps"][3]["detail"]
