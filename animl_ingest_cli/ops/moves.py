@@ -49,6 +49,7 @@ from animl_ingest_cli.errors import (
     RefusedError,
     StoreError,
 )
+from animl_ingest_cli.ops.exactcopy import copy_exact
 from animl_ingest_cli.stores import DELETE_BATCH, Store
 
 try:
@@ -372,7 +373,7 @@ class Mover:
     # --- per object (worker threads) ---------------------------------------------------------------
     def _stage(self, m: Move) -> str:
         staging = STAGING_PREFIX + m.key
-        got = self.src.copy_exact(self.src, m.key, staging, m.etag, m.size)
+        got = copy_exact(self.src, m.key, self.src, staging, m.etag, m.size)
         if got != m.etag:
             self.src.delete(staging)
             raise StoreError(f"staged copy has ETag {got}, the source {m.etag}; left in place")
@@ -402,7 +403,7 @@ class Mover:
             return "already"
         assert m.dst is not None
         # never over an object that appeared since the look above (S3: If-None-Match)
-        got = m.dst.copy_exact(self.src, m.src_key, m.dst_key, m.etag, m.size, overwrite=False)
+        got = copy_exact(self.src, m.src_key, m.dst, m.dst_key, m.etag, m.size, overwrite=False)
         if got != m.etag:
             raise StoreError(f"the copy's ETag {got} is not the source's {m.etag}; left in the source")
         self.journal.add(m.src_key, m.etag)

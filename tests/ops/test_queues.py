@@ -70,15 +70,15 @@ def test_listing_is_paginated(sqs, monkeypatch: pytest.MonkeyPatch) -> None:
     calls = []
     real = q.pages
 
-    def counting(what, client, op, **kw):
+    def counting(what, paginator, **kw):
         kw["PaginationConfig"] = {"PageSize": 2}
-        for page in real(what, client, op, **kw):
-            calls.append(op)
+        for page in real(what, paginator, **kw):
+            calls.append(what)
             yield page
 
     monkeypatch.setattr(q, "pages", counting)
     assert len(q.list_queues(open_stage("dev"))) == 7
-    assert calls.count("list_queues") >= 4 + 4  # 4 pages for the batch prefix, one per other prefix
+    assert calls.count("SQS ListQueues") >= 4 + 4  # 4 pages for the batch prefix, one per other prefix
 
 
 def test_drain_waits_until_a_consumer_empties_the_work_queues(sqs) -> None:
