@@ -78,13 +78,13 @@ def dead_letter_metadata(bucket: str, key: str, error: str, image_id: str | None
 
 
 def copy_object(dst: Store, src: Store, key: str, target: str, data: bytes, content_type: str,
-                metadata: dict[str, str]) -> None:
+                metadata: dict[str, str], md5: str | None = None) -> None:
     """A server-side copy between buckets (no bytes through the function); from anywhere else, the
     bytes already read are written (no second read of the source)."""
     if isinstance(dst, S3Store) and isinstance(src, S3Store):
         dst.copy_from(src, key, target, content_type=content_type, metadata=metadata)
     else:
-        dst.put(target, data, content_type, metadata)
+        dst.put(target, data, content_type, metadata, md5=md5)
 
 
 class Ingestor:
@@ -258,7 +258,7 @@ class Ingestor:
         origin = {"source-bucket": quote_meta(src.bucket), "source-key": quote_meta(key)}
         written: list[str] = []
         try:
-            copy_object(serving, src, key, targets["original"], data, ctype, origin)
+            copy_object(serving, src, key, targets["original"], data, ctype, origin, md.get("Hash"))
             written.append(targets["original"])
             serving.put(targets["medium"], medium.data, medium.content_type)
             written.append(targets["medium"])
@@ -316,11 +316,13 @@ class Ingestor:
         folder = keys.dead_letter_folder(errors)
         error_text = "; ".join(errors)
         out.outcome, out.reason, out.image_id = DEAD_LETTERED, folder, image_id
-        meta = dead_letter_metadata(src.bucket, key, error_text, image_id, md.get("batchId"))
+        origin_bucket, origin_key = self._origin(src, key, md.get("batchId"))
+        meta = dead_letter_metadata(origin_bucket, origin_key, error_text, image_id, md.get("batchId"))
         ctype = md.get("MIMEType") or keys.content_type_for(key)
         try:
-            target = self._free_dead_letter_key(dlb, folder, image_id, md["FileName"], src.bucket, key)
-            copy_object(dlb, src, key, target, data, ctype, meta)
+            target = self._free_dead_letter_key(dlb, folder, image_id, md["FileName"], origin_bucket,
+                                                origin_key)
+            copy_object(dlb, src, key, target, data, ctype, meta, md.get("Hash"))
         except StoreError as exc:
             out.outcome, out.complete = FAILED, False
             out.error = f"dead-letter copy failed ({folder}): {exc.message}"
@@ -328,6 +330,15 @@ class Ingestor:
         out.destinations.append(dlb.uri(target))
         self._delete_source(src, key, out, delete_source)
         return out
+
+    def _origin(self, src: Store, key: str, batch: str | None) -> tuple[str, str]:
+        """Where a redrive sends a dead letter back: its bucket and key; for a file or a zip entry
+        (no bucket), the stage's ingestion bucket, batch images under their `batch-<uuid>/` prefix."""
+        if src.is_bucket:
+            return src.bucket, key
+        if batch and not key.startswith(batch + "/"):
+            key = f"{batch}/{key}"
+        return self.ctx.bucket("ingestion"), key
 
     @staticmethod
     def _free_dead_letter_key(dlb: Store, folder: str, image_id: str | None, name: str,

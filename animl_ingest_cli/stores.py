@@ -41,6 +41,7 @@ class ObjectInfo:
 
 class Store(Protocol):
     bucket: str
+    is_bucket: bool  # False for a plain folder or a zip: objects there have no bucket to return to
 
     def uri(self, key: str = "") -> str: ...
 
@@ -49,7 +50,7 @@ class Store(Protocol):
     def head(self, key: str) -> ObjectInfo | None: ...
 
     def put(self, key: str, data: bytes, content_type: str,
-            metadata: dict[str, str] | None = None) -> str: ...
+            metadata: dict[str, str] | None = None, md5: str | None = None) -> str: ...
 
     def copy_from(self, src: Store, src_key: str, key: str, content_type: str | None = None,
                   metadata: dict[str, str] | None = None) -> str: ...
@@ -71,6 +72,8 @@ def guess_type(key: str) -> str:
 
 class S3Store:
     """One S3 bucket."""
+
+    is_bucket = True
 
     def __init__(self, s3: Any, bucket: str) -> None:
         self.s3 = s3
@@ -110,7 +113,7 @@ class S3Store:
                           r.get("ContentType"), dict(r.get("Metadata") or {}))
 
     def put(self, key: str, data: bytes, content_type: str,
-            metadata: dict[str, str] | None = None) -> str:
+            metadata: dict[str, str] | None = None, md5: str | None = None) -> str:
         try:
             r = self.s3.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type,
                                    Metadata=metadata or {})
@@ -190,6 +193,7 @@ class LocalStore:
         self.root = Path(root)
         self.bucket = bucket or self.root.name
         self.meta_root = meta_root
+        self.is_bucket = meta_root is not None  # a local-stage bucket, not a plain folder of files
 
     def uri(self, key: str = "") -> str:
         return str(self.root / key) if key else str(self.root)
@@ -256,9 +260,10 @@ class LocalStore:
                           meta.get("content_type") or guess_type(key), dict(meta.get("metadata") or {}))
 
     def put(self, key: str, data: bytes, content_type: str,
-            metadata: dict[str, str] | None = None) -> str:
+            metadata: dict[str, str] | None = None, md5: str | None = None) -> str:
+        """`md5`: the caller's hex digest of `data` when it has one (saves hashing it again)."""
         path = self._path(key)
-        etag = hashlib.md5(data).hexdigest()
+        etag = md5 or hashlib.md5(data).hexdigest()
         try:
             mp = self._meta_path(key)
             if mp is not None:
