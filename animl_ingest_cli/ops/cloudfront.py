@@ -16,7 +16,7 @@ from typing import Any
 
 from animl_ingest_cli.context import StageContext
 from animl_ingest_cli.errors import InputError, WaitTimeout
-from animl_ingest_cli.ops.awscall import call
+from animl_ingest_cli.ops.awscall import translated
 
 ALL_PATHS = ("/*",)
 DEFAULT_TIMEOUT = 1200.0  # CloudFront usually completes in a few minutes; 20 minutes is a stuck one
@@ -66,10 +66,11 @@ def invalidate(ctx: StageContext, distribution_id: str, *, reference: str,
         raise InputError("the local stage has no CloudFront distribution")
     cf = ctx.client("cloudfront")
     start = clock()
-    created = call("CloudFront CreateInvalidation", lambda: cf.create_invalidation(
-        DistributionId=distribution_id,
-        InvalidationBatch={"Paths": {"Quantity": len(paths), "Items": list(paths)},
-                           "CallerReference": reference}))["Invalidation"]
+    with translated("CloudFront CreateInvalidation"):
+        created = cf.create_invalidation(
+            DistributionId=distribution_id,
+            InvalidationBatch={"Paths": {"Quantity": len(paths), "Items": list(paths)},
+                               "CallerReference": reference})["Invalidation"]
     inv = Invalidation(distribution_id, created["Id"], created["Status"], paths, 0.0)
     while not inv.completed:
         inv.waited = clock() - start
@@ -80,8 +81,8 @@ def invalidate(ctx: StageContext, distribution_id: str, *, reference: str,
         if on_wait:
             on_wait(inv)
         sleep(min(interval, remaining))
-        got = call("CloudFront GetInvalidation", lambda: cf.get_invalidation(
-            DistributionId=distribution_id, Id=inv.id))["Invalidation"]
+        with translated("CloudFront GetInvalidation"):
+            got = cf.get_invalidation(DistributionId=distribution_id, Id=inv.id)["Invalidation"]
         inv.status = got["Status"]
     inv.waited = clock() - start
     return inv

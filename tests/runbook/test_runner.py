@@ -14,7 +14,7 @@ from animl_ingest_cli.errors import InputError
 from animl_ingest_cli.runbook import runner, state
 from animl_ingest_cli.runbook.runner import RunStopped
 from animl_ingest_cli.runbook.steps import STEP_NAMES
-from tests.ops.helpers import bucket, keys
+from tests.ops.helpers import bucket, keys, make_job_queue
 from tests.runbook.helpers import (
     ScriptedOperator,
     audit_entries,
@@ -89,18 +89,6 @@ def test_local_stage_skips_what_it_does_not_have(world, monkeypatch: pytest.Monk
         "frontend-maintenance-on": "skipped", "no-bulk-upload-in-flight": "done",
         "ingest-maintenance-on": "done", "drain-queues": "done", "backup-db": "skipped",
         "deploy-api": "skipped", "maintenance-off": "done", "unpark": "done"}
-
-
-def make_job_queue(stage: str) -> None:
-    batch, iam = boto3.client("batch"), boto3.client("iam")
-    role = iam.create_role(RoleName="batch", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
-    env = batch.create_compute_environment(computeEnvironmentName="unzip-env", type="UNMANAGED",
-                                           state="ENABLED", serviceRole=role)
-    queue = batch.create_job_queue(jobQueueName="unzip-queue", state="ENABLED", priority=1,
-                                   computeEnvironmentOrder=[{
-                                       "order": 1, "computeEnvironment": env["computeEnvironmentArn"]}])
-    boto3.client("ssm").put_parameter(Name=f"/images/batch-queue-{stage}", Value=queue["jobQueueArn"],
-                                      Type="String")
 
 
 def test_a_live_batch_stack_stops_the_run_before_maintenance_then_resume_goes_on(world) -> None:
