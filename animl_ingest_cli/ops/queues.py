@@ -159,6 +159,14 @@ class Snapshot:
         return (not self.busy_queues and not sum((self.jobs.items or {}).values())
                 and not self.stacks.items)
 
+    def describe(self) -> str:
+        """One line: the busy queues with visible/in-flight/delayed counts, jobs and stacks."""
+        busy = ", ".join(f"{q.name} {q.visible}/{q.in_flight}/{q.delayed}" for q in self.busy_queues)
+        jobs = sum(self.jobs.items.values()) if self.jobs.items is not None else "not visible"
+        stacks = len(self.stacks.items) if self.stacks.items is not None else "not visible"
+        return (f"{len(self.busy_queues)} busy queue(s){' (' + busy + ')' if busy else ''}, "
+                f"batch jobs {jobs}, batch stacks {stacks}")
+
     def to_dict(self) -> dict[str, Any]:
         return {"idle": self.idle, "queues": [q.to_dict() for q in self.queues],
                 "jobs": self.jobs.items, "jobs_note": self.jobs.note,

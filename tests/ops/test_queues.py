@@ -13,6 +13,7 @@ import pytest
 from animl_ingest_cli.context import open_stage
 from animl_ingest_cli.errors import InputError
 from animl_ingest_cli.ops import queues as q
+from tests.ops.helpers import make_job_queue
 
 UUID = str(uuid.UUID(int=42))
 
@@ -131,26 +132,18 @@ def test_drain_waits_for_a_running_batch_job(monkeypatch: pytest.MonkeyPatch) ->
 
     monkeypatch.setenv("MOTO_SIMPLE_BATCH_FAIL_AFTER", "2")  # the job runs ~2 s, then stops
     with mock_aws(config={"batch": {"use_docker": False}}):
-        batch, iam = boto3.client("batch"), boto3.client("iam")
-        role = iam.create_role(RoleName="batch", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
-        env = batch.create_compute_environment(computeEnvironmentName="unzip-env", type="UNMANAGED",
-                                               state="ENABLED", serviceRole=role)
-        queue = batch.create_job_queue(jobQueueName="unzip-queue", state="ENABLED", priority=1,
-                                       computeEnvironmentOrder=[{
-                                           "order": 1,
-                                           "computeEnvironment": env["computeEnvironmentArn"]}])
+        batch = boto3.client("batch")
+        queue_arn = make_job_queue("dev")
         job_def = batch.register_job_definition(jobDefinitionName="unzip", type="container",
                                                 containerProperties={"image": "unzip", "vcpus": 1,
                                                                      "memory": 128})
-        boto3.client("ssm").put_parameter(Name="/images/batch-queue-dev", Value=queue["jobQueueArn"],
-                                          Type="String")
         submitter = threading.Thread(target=lambda: batch.submit_job(
-            jobName="unzip-batch", jobQueue=queue["jobQueueArn"], jobDefinition=job_def["jobDefinitionArn"]))
+            jobName="unzip-batch", jobQueue=queue_arn, jobDefinition=job_def["jobDefinitionArn"]))
         submitter.start()
         ctx = open_stage("dev")
         for client in ("ssm", "sqs", "batch", "cloudformation"):
             ctx.client(client)  # made before the job starts: the job must outlive drain's first poll
-        while not batch.list_jobs(jobQueue=queue["jobQueueArn"], jobStatus="SUBMITTED")["jobSummaryList"]:
+        while not batch.list_jobs(jobQueue=queue_arn, jobStatus="SUBMITTED")["jobSummaryList"]:
             time.sleep(0.02)
         seen: list[dict | None] = []
         result = q.drain(ctx, timeout=20, interval=0.1, stable=2,
