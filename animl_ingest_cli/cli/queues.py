@@ -91,7 +91,7 @@ def drain(
     with live:
         result = drain_queues(ctx, timeout=timeout, interval=interval, stable=stable, on_poll=on_poll)
     if json_out:
-        emit_json({"summary": True, **result.to_dict()})
+        emit_json({"summary": result.to_dict()})
     for q in result.last.dead_letters:
         warn(f"dead-letter queue {q.name} holds {q.messages} message(s): not waited on")
     if not result.drained:
