@@ -141,24 +141,27 @@ class Ingestor:
         kind = keys.kind(key)
         if kind == "unsupported":
             return [Outcome(src.uri(key), key, SKIPPED, reason="unsupported file type")]
-        if not self.dry_run and delete_source and self.ctx.maintenance_on():
-            return [self._park(src, key)]
+        if not self.dry_run and self.ctx.maintenance_on():
+            # every arrival waits in the parking lot, whatever brought it (the Lambda or this CLI)
+            return [self._park(src, key, delete_source, batch)]
         if kind == "batch":
             return self._batch(src, key, delete_source)
         return [self._image(src, key, delete_source, batch)]
 
     # --- maintenance ------------------------------------------------------------------------------
-    def _park(self, src: Store, key: str) -> Outcome:
-        """Maintenance: images and zips go to the parking lot under the same key (FIX: zips too)."""
+    def _park(self, src: Store, key: str, delete_source: bool, batch: str | None) -> Outcome:
+        """Maintenance: images and zips go to the parking lot under the same key (FIX: zips too);
+        a file or zip entry under the key unpark should give it in the ingestion bucket."""
         lot = self.ctx.store("parkinglot")
         out = Outcome(src.uri(key), key, PARKED, reason="maintenance mode")
+        target = key if src.is_bucket else self._origin(src, key, batch)[1]
         try:
-            lot.copy_from(src, key, key, content_type=keys.content_type_for(key))
+            lot.copy_from(src, key, target, content_type=keys.content_type_for(key))
         except StoreError as exc:
             out.outcome, out.error, out.complete = FAILED, f"parking failed: {exc.message}", False
             return out
-        out.destinations.append(lot.uri(key))
-        self._delete_source(src, key, out, True)
+        out.destinations.append(lot.uri(target))
+        self._delete_source(src, key, out, delete_source)
         return out
 
     # --- bulk uploads -----------------------------------------------------------------------------
