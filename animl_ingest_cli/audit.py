@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import getpass
 import json
-import os
 import threading
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,11 @@ def caller(stage: str) -> str | None:
     """Who is acting: the STS caller ARN on AWS stages, the OS user on the local stage."""
     if stage not in _identity:
         if stage == "local":
-            _identity[stage] = f"local:{os.environ.get('USER') or os.environ.get('USERNAME') or 'unknown'}"
+            try:
+                user = getpass.getuser()
+            except (KeyError, OSError):  # no login name and no passwd entry (some containers)
+                user = "unknown"
+            _identity[stage] = f"local:{user}"
         else:
             _identity[stage] = aws.caller_identity()
     return _identity[stage]

@@ -8,24 +8,28 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import boto3
 import botocore.exceptions
-from botocore.config import Config
 
 from animl_ingest_cli.config import REGION
 from animl_ingest_cli.errors import CredentialsError
 
+if TYPE_CHECKING:
+    import boto3
+
+# boto3 is imported on first use: a quarter of a second of start-up the local stage never needs.
 _lock = threading.Lock()
 _sessions: dict[str | None, boto3.session.Session] = {}
-RETRY_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, max_pool_connections=64,
-                      connect_timeout=10, read_timeout=60)
+RETRY_SETTINGS: dict[str, Any] = {"retries": {"mode": "standard", "max_attempts": 5},
+                                  "max_pool_connections": 64, "connect_timeout": 10, "read_timeout": 60}
 
 
 def _profile() -> str | None:
     if os.environ.get("AWS_PROFILE") or os.environ.get("AWS_ACCESS_KEY_ID"):
         return None  # boto3's own resolution
+    import boto3
+
     try:
         available = boto3.session.Session().available_profiles
     except Exception:  # noqa: BLE001 - a broken config file is reported later by the client
@@ -34,6 +38,8 @@ def _profile() -> str | None:
 
 
 def session() -> boto3.session.Session:
+    import boto3
+
     profile = _profile()
     with _lock:
         if profile not in _sessions:
@@ -47,9 +53,11 @@ def session() -> boto3.session.Session:
 
 def client(service: str) -> Any:
     """A boto3 client with standard retry mode. Clients are thread-safe; sessions are not."""
+    from botocore.config import Config
+
     sess = session()
     with _lock:
-        return sess.client(service, config=RETRY_CONFIG)
+        return sess.client(service, config=Config(**RETRY_SETTINGS))
 
 
 def reset() -> None:

@@ -70,6 +70,8 @@ def entry_problem(info: zipfile.ZipInfo) -> str | None:
 class ZipSource:
     """A zip file read as a read-only store: its safe image entries are the objects."""
 
+    is_bucket = False
+
     def __init__(self, fileobj: IO[bytes], label: str) -> None:
         self.label = label
         self.bucket = posixpath.basename(label)

@@ -34,8 +34,11 @@ MEDIUM_BOX = (940, 940)
 SMALL_BOX = (120, 120)
 MAX_PIXELS = 64_000_000  # decompression-bomb limit
 JPEG_QUALITY = 85
-RESAMPLE = Image.Resampling.LANCZOS
+# Bicubic after a whole-factor reduce(): indistinguishable from Lanczos at thumbnail sizes and about a
+# quarter cheaper (bench/run.py measures the whole ingest against the Node original's sharp work).
+RESAMPLE = Image.Resampling.BICUBIC
 REDUCING_GAP = 3.0       # reduce() by whole factors first, then resample: fast and near-exact
+PNG_COMPRESS_LEVEL = 3   # zlib level for PNG thumbnails: level 6 costs a third more for ~8% fewer bytes
 
 _JPEG_SOI = b"\xff\xd8\xff"
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -189,7 +192,8 @@ def _encode(img: Image.Image, fmt: str, icc: bytes | None, content_type: str) ->
     if fmt == "JPEG":
         img.save(out, "JPEG", quality=JPEG_QUALITY, **options)
     else:  # Pillow resamples 16-bit grey as I but writes PNG from I;16 only
-        (img.convert("I;16") if img.mode == "I" else img).save(out, "PNG", **options)
+        (img.convert("I;16") if img.mode == "I" else img).save(out, "PNG", compress_level=PNG_COMPRESS_LEVEL,
+                                                            **options)
     return Thumbnail(out.getvalue(), img.width, img.height, content_type)
 
 

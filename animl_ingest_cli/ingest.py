@@ -81,13 +81,13 @@ def dead_letter_metadata(bucket: str, key: str, error: str, image_id: str | None
 
 
 def copy_object(dst: Store, src: Store, key: str, target: str, data: bytes, content_type: str,
-                metadata: dict[str, str]) -> None:
+                metadata: dict[str, str], md5: str | None = None) -> None:
     """A server-side copy between buckets (no bytes through the function); from anywhere else, the
     bytes already read are written (no second read of the source)."""
     if isinstance(dst, S3Store) and isinstance(src, S3Store):
         dst.copy_from(src, key, target, content_type=content_type, metadata=metadata)
     else:
-        dst.put(target, data, content_type, metadata)
+        dst.put(target, data, content_type, metadata, md5=md5)
 
 
 class Ingestor:
@@ -146,24 +146,27 @@ class Ingestor:
         kind = keys.kind(key)
         if kind == "unsupported":
             return [Outcome(src.uri(key), key, SKIPPED, reason="unsupported file type")]
-        if not self.dry_run and delete_source and self.ctx.maintenance_on():
-            return [self._park(src, key)]
+        if not self.dry_run and self.ctx.maintenance_on():
+            # every arrival waits in the parking lot, whatever brought it (the Lambda or this CLI)
+            return [self._park(src, key, delete_source, batch)]
         if kind == "batch":
             return self._batch(src, key, delete_source)
         return [self._image(src, key, delete_source, batch)]
 
     # --- maintenance ------------------------------------------------------------------------------
-    def _park(self, src: Store, key: str) -> Outcome:
-        """Maintenance: images and zips go to the parking lot under the same key (FIX: zips too)."""
+    def _park(self, src: Store, key: str, delete_source: bool, batch: str | None) -> Outcome:
+        """Maintenance: images and zips go to the parking lot under the same key (FIX: zips too);
+        a file or zip entry under the key unpark should give it in the ingestion bucket."""
         lot = self.ctx.store("parkinglot")
         out = Outcome(src.uri(key), key, PARKED, reason="maintenance mode")
+        target = key if src.is_bucket else self._origin(src, key, batch)[1]
         try:
-            lot.copy_from(src, key, key, content_type=keys.content_type_for(key))
+            lot.copy_from(src, key, target, content_type=keys.content_type_for(key))
         except StoreError as exc:
             out.outcome, out.error, out.complete = FAILED, f"parking failed: {exc.message}", False
             return out
-        out.destinations.append(lot.uri(key))
-        self._delete_source(src, key, out, True)
+        out.destinations.append(lot.uri(target))
+        self._delete_source(src, key, out, delete_source)
         return out
 
     # --- bulk uploads -----------------------------------------------------------------------------
@@ -304,7 +307,7 @@ class Ingestor:
         written: list[str] = []  # each key before its write: a write that failed may have landed
         try:
             written.append(targets["original"])
-            copy_object(serving, src, key, targets["original"], data, ctype, origin)
+            copy_object(serving, src, key, targets["original"], data, ctype, origin, md.get("Hash"))
             written.append(targets["medium"])
             serving.put(targets["medium"], medium.data, medium.content_type)
             written.append(targets["small"])
@@ -361,11 +364,13 @@ class Ingestor:
         folder = keys.dead_letter_folder(errors)
         error_text = "; ".join(errors)
         out.outcome, out.reason, out.image_id = DEAD_LETTERED, folder, image_id
-        meta = dead_letter_metadata(src.bucket, key, error_text, image_id, md.get("batchId"))
+        origin_bucket, origin_key = self._origin(src, key, md.get("batchId"))
+        meta = dead_letter_metadata(origin_bucket, origin_key, error_text, image_id, md.get("batchId"))
         ctype = md.get("MIMEType") or keys.content_type_for(key)
         try:
-            target = self._free_dead_letter_key(dlb, folder, image_id, md["FileName"], src.bucket, key)
-            copy_object(dlb, src, key, target, data, ctype, meta)
+            target = self._free_dead_letter_key(dlb, folder, image_id, md["FileName"], origin_bucket,
+                                                origin_key)
+            copy_object(dlb, src, key, target, data, ctype, meta, md.get("Hash"))
         except StoreError as exc:
             out.outcome, out.complete = FAILED, False
             out.error = f"dead-letter copy failed ({folder}): {exc.message}"
@@ -373,6 +378,15 @@ class Ingestor:
         out.destinations.append(dlb.uri(target))
         self._delete_source(src, key, out, delete_source)
         return out
+
+    def _origin(self, src: Store, key: str, batch: str | None) -> tuple[str, str]:
+        """Where a redrive sends a dead letter back: its bucket and key; for a file or a zip entry
+        (no bucket), the stage's ingestion bucket, batch images under their `batch-<uuid>/` prefix."""
+        if src.is_bucket:
+            return src.bucket, key
+        if batch and not key.startswith(batch + "/"):
+            key = f"{batch}/{key}"
+        return self.ctx.bucket("ingestion"), key
 
     @staticmethod
     def _free_dead_letter_key(dlb: Store, folder: str, image_id: str | None, name: str,

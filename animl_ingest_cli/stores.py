@@ -3,9 +3,7 @@
 botocore errors are translated here into `StoreError` / `NotFound`, so nothing above parses them.
 ETags are returned without their quotes. A `copy_from` with a `content_type` replaces the object's
 metadata (`MetadataDirective=REPLACE`, what the ingest function does); without one it keeps the
-object as it is (`COPY`). `copy_exact` is the operator moves' copy: the object as it is, only while
-the source still has the ETag the caller listed (and, with `overwrite=False`, only to a free key),
-multipart objects part by part so that the ETag is kept.
+object as it is (`COPY`, what operator moves do).
 """
 
 from __future__ import annotations
@@ -44,6 +42,7 @@ class ObjectInfo:
 
 class Store(Protocol):
     bucket: str
+    is_bucket: bool  # False for a plain folder or a zip: objects there have no bucket to return to
 
     def uri(self, key: str = "") -> str: ...
 
@@ -52,13 +51,10 @@ class Store(Protocol):
     def head(self, key: str) -> ObjectInfo | None: ...
 
     def put(self, key: str, data: bytes, content_type: str,
-            metadata: dict[str, str] | None = None) -> str: ...
+            metadata: dict[str, str] | None = None, md5: str | None = None) -> str: ...
 
     def copy_from(self, src: Store, src_key: str, key: str, content_type: str | None = None,
                   metadata: dict[str, str] | None = None) -> str: ...
-
-    def copy_exact(self, src: Store, src_key: str, key: str, etag: str, size: int,
-                   overwrite: bool = True) -> str: ...
 
     def delete(self, key: str) -> None: ...
 
@@ -79,22 +75,14 @@ def _strip(etag: str | None) -> str:
     return (etag or "").strip('"')
 
 
-def is_multipart_etag(etag: str) -> bool:
-    """A multipart upload's ETag is `<md5 of the part md5s>-<part count>`, not the md5 of the bytes."""
-    head, sep, tail = etag.rpartition("-")
-    return bool(sep and head and tail.isdigit())
-
-
-# Headers CopyObject keeps with MetadataDirective=COPY that a multipart copy must carry over itself.
-_KEPT_HEADERS = ("ContentType", "CacheControl", "ContentDisposition", "ContentEncoding", "ContentLanguage")
-
-
 def guess_type(key: str) -> str:
     return mimetypes.guess_type(key)[0] or "application/octet-stream"
 
 
 class S3Store:
     """One S3 bucket."""
+
+    is_bucket = True
 
     def __init__(self, s3: Any, bucket: str) -> None:
         self.s3 = s3
@@ -139,7 +127,7 @@ class S3Store:
                           r.get("ContentType"), dict(r.get("Metadata") or {}))
 
     def put(self, key: str, data: bytes, content_type: str,
-            metadata: dict[str, str] | None = None) -> str:
+            metadata: dict[str, str] | None = None, md5: str | None = None) -> str:
         try:
             r = self.s3.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type,
                                    Metadata=metadata or {})
@@ -166,68 +154,6 @@ class S3Store:
         except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
             raise self._fail(exc, "CopyObject", key) from None
         return _strip(r.get("CopyObjectResult", {}).get("ETag"))
-
-    def copy_exact(self, src: Store, src_key: str, key: str, etag: str, size: int,
-                   overwrite: bool = True) -> str:
-        """The object as it is (`MetadataDirective=COPY`), only if the source still has `etag`;
-        without `overwrite`, only if `key` is free (`If-None-Match: *`, 412 otherwise).
-
-        A multipart source is copied part by part with its own part boundaries, so the copy's ETag
-        equals the source's (a plain CopyObject would give it a new one) and can be compared.
-        """
-        if not isinstance(src, S3Store):
-            return self.copy_from(src, src_key, key)
-        free = {} if overwrite else {"IfNoneMatch": "*"}
-        if is_multipart_etag(etag):
-            return self._copy_parts(src, src_key, key, etag, size, free)
-        try:
-            r = self.s3.copy_object(Bucket=self.bucket, Key=key, MetadataDirective="COPY",
-                                    CopySource={"Bucket": src.bucket, "Key": src_key},
-                                    CopySourceIfMatch=f'"{etag}"', **free)
-        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
-            raise self._fail(exc, "CopyObject", key) from None
-        return _strip(r.get("CopyObjectResult", {}).get("ETag"))
-
-    def _copy_parts(self, src: S3Store, src_key: str, key: str, etag: str, size: int,
-                    free: dict[str, str]) -> str:
-        quoted = f'"{etag}"'
-        try:  # the object's headers, then each part's size (a HEAD with PartNumber)
-            whole = self.s3.head_object(Bucket=src.bucket, Key=src_key, IfMatch=quoted)
-            count = int(etag.rpartition("-")[2])
-            sizes = [self.s3.head_object(Bucket=src.bucket, Key=src_key, PartNumber=n)["ContentLength"]
-                     for n in range(1, count + 1)]
-        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
-            raise src._fail(exc, "HeadObject", src_key) from None
-        if not whole["ContentLength"] == sum(sizes) == size:
-            raise StoreError(f"{src.uri(src_key)}: {whole['ContentLength']} bytes in {sum(sizes)} bytes of "
-                             f"parts, {size} listed", code="SizeMismatch")
-        kept = {h: whole[h] for h in _KEPT_HEADERS if whole.get(h)}
-        try:
-            upload = self.s3.create_multipart_upload(Bucket=self.bucket, Key=key,
-                                                     Metadata=whole.get("Metadata") or {}, **kept)
-        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
-            raise self._fail(exc, "CreateMultipartUpload", key) from None
-        upload_id = upload["UploadId"]
-        op = "UploadPartCopy"
-        try:
-            parts, offset = [], 0
-            for number, part_size in enumerate(sizes, start=1):
-                r = self.s3.upload_part_copy(
-                    Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number,
-                    CopySource={"Bucket": src.bucket, "Key": src_key}, CopySourceIfMatch=quoted,
-                    CopySourceRange=f"bytes={offset}-{offset + part_size - 1}")
-                parts.append({"PartNumber": number, "ETag": r["CopyPartResult"]["ETag"]})
-                offset += part_size
-            op = "CompleteMultipartUpload"
-            r = self.s3.complete_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id,
-                                                  MultipartUpload={"Parts": parts}, **free)
-        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
-            try:
-                self.s3.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
-            except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError):
-                pass  # an abandoned upload is invisible and expires with a lifecycle rule
-            raise self._fail(exc, op, key) from None
-        return _strip(r.get("ETag"))
 
     def delete(self, key: str) -> None:
         try:
@@ -281,6 +207,7 @@ class LocalStore:
         self.root = Path(root)
         self.bucket = bucket or self.root.name
         self.meta_root = meta_root
+        self.is_bucket = meta_root is not None  # a local-stage bucket, not a plain folder of files
 
     def uri(self, key: str = "") -> str:
         return str(self.root / key) if key else str(self.root)
@@ -350,9 +277,10 @@ class LocalStore:
                           meta.get("content_type") or guess_type(key), dict(meta.get("metadata") or {}))
 
     def put(self, key: str, data: bytes, content_type: str,
-            metadata: dict[str, str] | None = None) -> str:
+            metadata: dict[str, str] | None = None, md5: str | None = None) -> str:
+        """`md5`: the caller's hex digest of `data` when it has one (saves hashing it again)."""
         path = self._path(key)
-        etag = hashlib.md5(data).hexdigest()
+        etag = md5 or hashlib.md5(data).hexdigest()
         try:
             mp = self._meta_path(key)
             if mp is not None:
@@ -372,19 +300,6 @@ class LocalStore:
             content_type = (info.content_type if info else None) or guess_type(key)
             metadata = info.metadata if info else None
         return self.put(key, data, content_type, metadata)
-
-    def copy_exact(self, src: Store, src_key: str, key: str, etag: str, size: int,
-                   overwrite: bool = True) -> str:
-        """The object as it is, only if its bytes still have the md5 `etag` (local ETags are md5s)
-        and, without `overwrite`, only if `key` is free."""
-        if not overwrite and self.head(key) is not None:
-            raise StoreError(f"{self.uri(key)} already exists", code="PreconditionFailed")
-        data = src.get(src_key)
-        if hashlib.md5(data).hexdigest() != etag:
-            raise StoreError(f"{src.uri(src_key)} changed since it was listed", code="PreconditionFailed")
-        info = src.head(src_key)
-        return self.put(key, data, (info.content_type if info else None) or guess_type(key),
-                        info.metadata if info else None)
 
     def delete(self, key: str) -> None:
         path = self._path(key)

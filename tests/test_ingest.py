@@ -460,3 +460,20 @@ def test_dry_run_writes_nothing_and_calls_no_api(stage, s3, api_stub) -> None:  
     assert outs[1].reason == "Unknown Serial Number"
     assert keys_in(s3, "ingestion") == ["a.jpg", "b.jpg"] and keys_in(s3, "serving") == []
     assert api_stub.requests == []
+
+
+def test_maintenance_parks_local_files_too_and_keeps_them(stage, s3, ssm, tmp_path) -> None:  # noqa: ANN001
+    """An operator's ingest of a card during maintenance waits in the parking lot like any arrival;
+    the card itself is only read."""
+    from animl_ingest_cli.sources import iter_work, parse_sources
+
+    ssm.put_parameter(Name=f"/images/maintenance-mode-{STAGE}", Value="true", Type="String")
+    card = tmp_path / "card"
+    (card / "DCIM").mkdir(parents=True)
+    (card / "DCIM" / "IMG_1.JPG").write_bytes(camera_jpeg())
+    ing = ingestor(stage)
+    (item,) = iter_work(stage, parse_sources([str(card)]))
+    (out,) = ing.process(item.store, item.key, delete_source=item.delete_source)
+    assert out.outcome == PARKED
+    assert keys_in(s3, "parkinglot") == ["DCIM/IMG_1.JPG"] and keys_in(s3, "serving") == []
+    assert (card / "DCIM" / "IMG_1.JPG").is_file()

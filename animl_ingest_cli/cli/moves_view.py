@@ -51,7 +51,7 @@ def run_moves_command(start: Callable[[Callable[[Outcome], None]], MoveSummary],
 
 def _summary(s: MoveSummary, json_out: bool, dry_run: bool) -> None:
     if json_out:
-        emit_json({"summary": True, "dry_run": dry_run, **s.to_dict()})
+        emit_json({"summary": {"dry_run": dry_run, **s.to_dict()}})
         return
     if dry_run:
         typer.echo(f"dry run: {s.planned} to move, {s.failed} would fail; nothing changed")

@@ -54,14 +54,6 @@ def list_(stage: StageOpt = None, json_out: JsonOpt = False) -> None:
     out_console.print(_table(queues))
 
 
-def _state_text(snap: Snapshot) -> str:
-    busy = ", ".join(f"{q.name} {q.visible}/{q.in_flight}/{q.delayed}" for q in snap.busy_queues)
-    jobs = (sum(snap.jobs.items.values()) if snap.jobs.items is not None else "not visible")
-    stacks = len(snap.stacks.items) if snap.stacks.items is not None else "not visible"
-    return (f"{len(snap.busy_queues)} busy queue(s){' (' + busy + ')' if busy else ''}, "
-            f"batch jobs {jobs}, batch stacks {stacks}")
-
-
 def _poll_view(snap: Snapshot, streak: int, stable: int) -> Table:
     table = _table(snap.queues, title=f"idle polls {streak}/{stable}")
     jobs, stacks = snap.jobs.items, snap.stacks.items
@@ -94,15 +86,15 @@ def drain(
         elif live_view:
             live.update(_poll_view(snap, streak, stable), refresh=True)
         else:
-            info(f"poll {polls}: {_state_text(snap)}; idle {streak}/{stable}")
+            info(f"poll {polls}: {snap.describe()}; idle {streak}/{stable}")
 
     with live:
         result = drain_queues(ctx, timeout=timeout, interval=interval, stable=stable, on_poll=on_poll)
     if json_out:
-        emit_json({"summary": True, **result.to_dict()})
+        emit_json({"summary": result.to_dict()})
     for q in result.last.dead_letters:
         warn(f"dead-letter queue {q.name} holds {q.messages} message(s): not waited on")
     if not result.drained:
-        raise WaitTimeout(f"not drained after {result.elapsed:.0f} s: {_state_text(result.last)}")
+        raise WaitTimeout(f"not drained after {result.elapsed:.0f} s: {result.last.describe()}")
     if not json_out:
         typer.echo(f"drained ({result.polls} polls, {result.elapsed:.0f} s)")

@@ -1,9 +1,13 @@
 """AWS calls outside the stores (SQS, Batch, CloudFormation), botocore errors translated by
-`aws.translate` into StoreError (with the AWS error code) or CredentialsError."""
+`aws.translate` into StoreError (with the AWS error code) or CredentialsError.
+
+Callers write the boto3 call itself (`sqs.get_queue_attributes(...)`,
+`sqs.get_paginator("list_queues")`) so that the calls stay visible where they are made."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 from animl_ingest_cli.aws import AWS_ERRORS, translate
@@ -12,17 +16,16 @@ DENIED_CODES = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation"
                 "AuthorizationError", "UnrecognizedClientException"}
 
 
-def call(what: str, fn: Callable[..., Any], **kwargs: Any) -> Any:
-    """`fn(**kwargs)`, with any botocore error raised as one of the project's errors."""
+@contextlib.contextmanager
+def translated(what: str) -> Iterator[None]:
+    """Any botocore error inside becomes one of the project's errors, described by `what`."""
     try:
-        return fn(**kwargs)
+        yield
     except AWS_ERRORS as exc:
         raise translate(exc, what) from None
 
 
-def pages(what: str, client: Any, operation: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
-    """Every page of a paginated operation, errors translated."""
-    try:
-        yield from client.get_paginator(operation).paginate(**kwargs)
-    except AWS_ERRORS as exc:
-        raise translate(exc, what) from None
+def pages(what: str, paginator: Any, **kwargs: Any) -> Iterator[dict[str, Any]]:
+    """Every page of `paginator.paginate(**kwargs)`, errors translated."""
+    with translated(what):
+        yield from paginator.paginate(**kwargs)

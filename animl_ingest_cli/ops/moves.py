@@ -36,7 +36,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from itertools import islice
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import IO, Any, Literal, TypeVar
 
 from animl_ingest_cli import audit
 from animl_ingest_cli.config import state_dir
@@ -49,7 +49,8 @@ from animl_ingest_cli.errors import (
     RefusedError,
     StoreError,
 )
-from animl_ingest_cli.stores import DELETE_BATCH, Store
+from animl_ingest_cli.ops.exactcopy import copy_exact
+from animl_ingest_cli.stores import DELETE_BATCH, ObjectInfo, Store
 
 try:
     import fcntl
@@ -90,6 +91,9 @@ class Move:
     dst_key: str
     staged: bool = False  # already under STAGING_PREFIX (an interrupted staged move)
     problem: str | None = None  # why it cannot be moved: reported as failed, left in place
+    # What a listing of the destination showed at this key (None: nothing), when the caller listed it:
+    # saves one HEAD per object. The copy itself still refuses a taken key (If-None-Match).
+    dst_listed: ObjectInfo | None | Literal[False] = False
 
     @property
     def src_key(self) -> str:
@@ -372,7 +376,7 @@ class Mover:
     # --- per object (worker threads) ---------------------------------------------------------------
     def _stage(self, m: Move) -> str:
         staging = STAGING_PREFIX + m.key
-        got = self.src.copy_exact(self.src, m.key, staging, m.etag, m.size)
+        got = copy_exact(self.src, m.key, self.src, staging, m.etag, m.size)
         if got != m.etag:
             self.src.delete(staging)
             raise StoreError(f"staged copy has ETag {got}, the source {m.etag}; left in place")
@@ -384,7 +388,7 @@ class Mover:
         assert m.dst is not None
         if self.journal.done(m.src_key, m.etag):
             return "journaled"
-        existing = m.dst.head(m.dst_key)
+        existing = m.dst.head(m.dst_key) if m.dst_listed is False else m.dst_listed
         if existing is None:
             return "copy"
         if existing.etag == m.etag and existing.size == m.size:
@@ -403,7 +407,7 @@ class Mover:
         assert m.dst is not None
         # never over an object that appeared since the look above (S3: If-None-Match)
         try:
-            got = m.dst.copy_exact(self.src, m.src_key, m.dst_key, m.etag, m.size, overwrite=False)
+            got = copy_exact(self.src, m.src_key, m.dst, m.dst_key, m.etag, m.size, overwrite=False)
         except StoreError as exc:
             if exc.code != "PreconditionFailed" or not self._landed(m):
                 raise

@@ -16,7 +16,7 @@ from typing import Any
 
 from animl_ingest_cli.context import StageContext
 from animl_ingest_cli.errors import InputError, StoreError
-from animl_ingest_cli.ops.awscall import DENIED_CODES, call, pages
+from animl_ingest_cli.ops.awscall import DENIED_CODES, pages, translated
 
 COUNT_ATTRIBUTES = {"ApproximateNumberOfMessages": "visible",
                     "ApproximateNumberOfMessagesNotVisible": "in_flight",
@@ -58,14 +58,15 @@ def list_queues(ctx: StageContext) -> list[QueueInfo]:
     sqs = ctx.client("sqs")
     urls: set[str] = set()
     for prefix in ctx.names.queue_prefixes:
-        for page in pages("SQS ListQueues", sqs, "list_queues", QueueNamePrefix=prefix,
+        for page in pages("SQS ListQueues", sqs.get_paginator("list_queues"), QueueNamePrefix=prefix,
                           PaginationConfig={"PageSize": 1000}):
             urls.update(page.get("QueueUrls", []))
     found: list[tuple[str, str, dict[str, str]]] = []
     for url in urls:
         try:
-            attrs = call("SQS GetQueueAttributes", sqs.get_queue_attributes, QueueUrl=url,
-                         AttributeNames=[*COUNT_ATTRIBUTES, "QueueArn", "RedrivePolicy"])["Attributes"]
+            with translated("SQS GetQueueAttributes"):
+                attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=[
+                    *COUNT_ATTRIBUTES, "QueueArn", "RedrivePolicy"])["Attributes"]
         except StoreError as exc:
             if exc.code in ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"):
                 continue  # a batch queue deleted with its stack since the listing
@@ -106,7 +107,7 @@ def active_jobs(ctx: StageContext, job_queue: str | None) -> Visibility:
     try:
         for status in ACTIVE_JOB_STATUSES:
             n = sum(len(p.get("jobSummaryList", [])) for p in pages(
-                "Batch ListJobs", batch, "list_jobs", jobQueue=job_queue, jobStatus=status))
+                "Batch ListJobs", batch.get_paginator("list_jobs"), jobQueue=job_queue, jobStatus=status))
             if n:
                 counts[status] = n
     except StoreError as exc:
@@ -123,7 +124,8 @@ def live_batch_stacks(ctx: StageContext) -> Visibility:
     prefix = ctx.names.batch_stack_prefix
     stacks: dict[str, Any] = {}
     try:
-        for page in pages("CloudFormation ListStacks", ctx.client("cloudformation"), "list_stacks",
+        cfn = ctx.client("cloudformation")
+        for page in pages("CloudFormation ListStacks", cfn.get_paginator("list_stacks"),
                           StackStatusFilter=list(LIVE_STACK_STATUSES)):
             for s in page.get("StackSummaries", []):
                 if s["StackName"].startswith(prefix):
@@ -156,6 +158,14 @@ class Snapshot:
     def idle(self) -> bool:
         return (not self.busy_queues and not sum((self.jobs.items or {}).values())
                 and not self.stacks.items)
+
+    def describe(self) -> str:
+        """One line: the busy queues with visible/in-flight/delayed counts, jobs and stacks."""
+        busy = ", ".join(f"{q.name} {q.visible}/{q.in_flight}/{q.delayed}" for q in self.busy_queues)
+        jobs = sum(self.jobs.items.values()) if self.jobs.items is not None else "not visible"
+        stacks = len(self.stacks.items) if self.stacks.items is not None else "not visible"
+        return (f"{len(self.busy_queues)} busy queue(s){' (' + busy + ')' if busy else ''}, "
+                f"batch jobs {jobs}, batch stacks {stacks}")
 
     def to_dict(self) -> dict[str, Any]:
         return {"idle": self.idle, "queues": [q.to_dict() for q in self.queues],

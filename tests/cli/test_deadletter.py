@@ -55,7 +55,7 @@ def test_redrive_round_trip_and_audit(s3, capsys, monkeypatch) -> None:
     assert r.code == 0, r.err
     *objects, summary = map(json.loads, r.out.splitlines())
     assert {o["to"] for o in objects} == {f"s3://{INGEST}/a b.jpg", f"s3://{INGEST}/batch-1/x/c.JPG"}
-    assert summary["moved"] == 2
+    assert summary["summary"]["moved"] == 2
     assert set(keys(s3, INGEST)) == {"a b.jpg", "batch-1/x/c.JPG"}
     assert set(keys(s3, DL)) == {"DUPLICATE_IMAGE/p:2/d.jpg"}
     from animl_ingest_cli.audit import audit_path

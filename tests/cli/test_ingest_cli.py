@@ -148,3 +148,35 @@ def test_whole_corpus_from_the_ingestion_bucket_against_moto_server(moto_server:
             assert dl.split("/")[0] == res["reason"]
     assert len(served) == 3 * sum(1 for x in results.values() if x["outcome"] == "served")
     assert len(dead) == sum(1 for x in results.values() if x["outcome"] == "dead-lettered")
+
+
+def test_redrive_round_trip_on_the_local_stage(tmp_path: Path) -> None:
+    """An image with no serial is dead-lettered; redrive sends it back to its original key in the
+    ingestion bucket, where the next ingest finds it again."""
+    from tests.test_ingest import camera_jpeg
+
+    local = tmp_path / "animl-local"
+    env = {"ANIML_LOCAL_DIR": str(local), "ANIML_STATE_DIR": str(tmp_path / "state")}
+    ingestion = local / "buckets" / "animl-images-ingestion-local"
+    key = "cam 1/no serial é+1.jpg"
+    (ingestion / "cam 1").mkdir(parents=True)
+    data = camera_jpeg(serial=None)
+    (ingestion / key).write_bytes(data)
+    r = cli("ingest", "s3://animl-images-ingestion-local/", "--json", env=env)
+    assert r.returncode == 1
+    assert json.loads(r.stdout.splitlines()[0])["reason"] == "Unknown Serial Number"
+    assert not (ingestion / key).exists()
+    r = cli("deadletter", "redrive", "--error", "Unknown Serial Number", "--json", env=env)
+    assert r.returncode == 0, r.stderr
+    assert (ingestion / key).read_bytes() == data
+    dead = local / "buckets" / "animl-images-dead-letter-local"
+    assert not any(p.is_file() for p in dead.rglob("*"))
+    # and from a plain folder: the dead letter goes back to the ingestion bucket, not to a folder bucket
+    cards = tmp_path / "cards"
+    (cards / "site").mkdir(parents=True)
+    (cards / "site" / "IMG_9.JPG").write_bytes(camera_jpeg(serial=None, seed=9))
+    assert cli("ingest", str(cards), env=env).returncode == 1
+    r = cli("deadletter", "redrive", "--error", "Unknown Serial Number", "--json", env=env)
+    assert r.returncode == 0, r.stderr
+    assert (ingestion / "site" / "IMG_9.JPG").is_file()
+    assert (cards / "site" / "IMG_9.JPG").is_file()  # the card itself is never touched

@@ -48,7 +48,7 @@ def test_drain_timeout_exit_4_and_dead_letters_reported(aws_mock: None, capsys, 
                 "--interval", "0.05", "--json")
     assert r.code == 4 and r.err.strip().splitlines()[-1].startswith("error: not drained after")
     *polls, summary = map(json.loads, r.out.splitlines())
-    assert polls and polls[0]["idle"] is False and summary["drained"] is False
+    assert polls and polls[0]["idle"] is False and summary["summary"]["drained"] is False
 
 
 def test_local_stage_has_none(capsys, monkeypatch) -> None:

@@ -153,10 +153,6 @@ OPERATOR = Scope(
     },
     params_read=lambda n: list(n.ssm_names().values()),
     params_write=lambda n: [n.maintenance_param],
-    granted_without_call={
-        "cloudfront:CreateInvalidation": "runbook prod-deploy steps 1 and 7 clear the frontend's "
-                                         "CloudFront cache (granted ahead of the runbook's code)",
-    },
 )
 
 SCOPES = (FUNCTION, OPERATOR)

@@ -55,6 +55,22 @@ def make_buckets(stage: str = STAGE) -> Any:
     return s3
 
 
+def make_job_queue(stage: str = STAGE) -> str:
+    """An AWS Batch job queue named by `/images/batch-queue-<stage>`, as the zip jobs have; its ARN."""
+    import boto3
+
+    batch, iam = boto3.client("batch"), boto3.client("iam")
+    role = iam.create_role(RoleName="batch", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    env = batch.create_compute_environment(computeEnvironmentName="unzip-env", type="UNMANAGED",
+                                           state="ENABLED", serviceRole=role)
+    queue = batch.create_job_queue(jobQueueName="unzip-queue", state="ENABLED", priority=1,
+                                   computeEnvironmentOrder=[{
+                                       "order": 1, "computeEnvironment": env["computeEnvironmentArn"]}])
+    boto3.client("ssm").put_parameter(Name=f"/images/batch-queue-{stage}", Value=queue["jobQueueArn"],
+                                      Type="String")
+    return str(queue["jobQueueArn"])
+
+
 def seed(bucket_name: str, names: list[str]) -> None:
     """Many objects at once (body = the key), written into moto's backend directly: through the API
     they would take most of a test's time. moto serves them as any other object."""

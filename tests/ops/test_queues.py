@@ -13,6 +13,7 @@ import pytest
 from animl_ingest_cli.context import open_stage
 from animl_ingest_cli.errors import InputError
 from animl_ingest_cli.ops import queues as q
+from tests.ops.helpers import make_job_queue
 
 UUID = str(uuid.UUID(int=42))
 
@@ -70,15 +71,15 @@ def test_listing_is_paginated(sqs, monkeypatch: pytest.MonkeyPatch) -> None:
     calls = []
     real = q.pages
 
-    def counting(what, client, op, **kw):
+    def counting(what, paginator, **kw):
         kw["PaginationConfig"] = {"PageSize": 2}
-        for page in real(what, client, op, **kw):
-            calls.append(op)
+        for page in real(what, paginator, **kw):
+            calls.append(what)
             yield page
 
     monkeypatch.setattr(q, "pages", counting)
     assert len(q.list_queues(open_stage("dev"))) == 7
-    assert calls.count("list_queues") >= 4 + 4  # 4 pages for the batch prefix, one per other prefix
+    assert calls.count("SQS ListQueues") >= 4 + 4  # 4 pages for the batch prefix, one per other prefix
 
 
 def test_drain_waits_until_a_consumer_empties_the_work_queues(sqs) -> None:
@@ -118,11 +119,13 @@ def test_drain_times_out(sqs) -> None:
     urls = make_queues(sqs)
     sqs.send_message(QueueUrl=urls["taskQueue-dev"], MessageBody="stuck")
     ctx = open_stage("dev")
-    for client in ("ssm", "sqs", "cloudformation"):
-        ctx.client(client)  # made beforehand: making a client takes longer than this whole timeout
-    started = time.monotonic()
-    result = q.drain(ctx, timeout=0.3, interval=0.1, stable=2)
-    assert not result.drained and result.polls >= 2 and time.monotonic() - started < 5
+    now = [0.0]  # a clock that only the waits move: a loaded machine cannot change the poll count
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    result = q.drain(ctx, timeout=0.3, interval=0.1, stable=2, sleep=sleep, clock=lambda: now[0])
+    assert not result.drained and result.polls >= 3
     assert [x.name for x in result.last.busy_queues] == ["taskQueue-dev"]
 
 
@@ -131,26 +134,18 @@ def test_drain_waits_for_a_running_batch_job(monkeypatch: pytest.MonkeyPatch) ->
 
     monkeypatch.setenv("MOTO_SIMPLE_BATCH_FAIL_AFTER", "2")  # the job runs ~2 s, then stops
     with mock_aws(config={"batch": {"use_docker": False}}):
-        batch, iam = boto3.client("batch"), boto3.client("iam")
-        role = iam.create_role(RoleName="batch", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
-        env = batch.create_compute_environment(computeEnvironmentName="unzip-env", type="UNMANAGED",
-                                               state="ENABLED", serviceRole=role)
-        queue = batch.create_job_queue(jobQueueName="unzip-queue", state="ENABLED", priority=1,
-                                       computeEnvironmentOrder=[{
-                                           "order": 1,
-                                           "computeEnvironment": env["computeEnvironmentArn"]}])
+        batch = boto3.client("batch")
+        queue_arn = make_job_queue("dev")
         job_def = batch.register_job_definition(jobDefinitionName="unzip", type="container",
                                                 containerProperties={"image": "unzip", "vcpus": 1,
                                                                      "memory": 128})
-        boto3.client("ssm").put_parameter(Name="/images/batch-queue-dev", Value=queue["jobQueueArn"],
-                                          Type="String")
         submitter = threading.Thread(target=lambda: batch.submit_job(
-            jobName="unzip-batch", jobQueue=queue["jobQueueArn"], jobDefinition=job_def["jobDefinitionArn"]))
+            jobName="unzip-batch", jobQueue=queue_arn, jobDefinition=job_def["jobDefinitionArn"]))
         submitter.start()
         ctx = open_stage("dev")
         for client in ("ssm", "sqs", "batch", "cloudformation"):
             ctx.client(client)  # made before the job starts: the job must outlive drain's first poll
-        while not batch.list_jobs(jobQueue=queue["jobQueueArn"], jobStatus="SUBMITTED")["jobSummaryList"]:
+        while not batch.list_jobs(jobQueue=queue_arn, jobStatus="SUBMITTED")["jobSummaryList"]:
             time.sleep(0.02)
         seen: list[dict | None] = []
         result = q.drain(ctx, timeout=20, interval=0.1, stable=2,

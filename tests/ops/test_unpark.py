@@ -46,10 +46,11 @@ def test_thousands_of_awkward_keys_all_moved_verified_and_kept_as_they_are(s3) -
     for k in names[:15]:
         head = s3.head_object(Bucket=INGEST, Key=k)
         assert head["ContentType"] == "image/jpeg" and head["Metadata"] == {"camera": "x 1"}, k
-    # a HEAD and a COPY per object, one DeleteObjects per 1000, list pages (moto: 1000 per page)
+    # a COPY per object, one DeleteObjects per 1000, list pages (moto: 1000 per page) of the parking
+    # lot and one of the (empty) ingestion bucket; no HEAD: the destination's listing showed it free
     r = summary.requests
-    assert r["CopyObject"] == 1010 and r["HeadObject"] == 1010 and r["DeleteObjects"] == 2
-    assert summary.to_dict()["requests_per_object"] < 2.01
+    assert r["CopyObject"] == 1010 and r.get("HeadObject", 0) == 0 and r["DeleteObjects"] == 2
+    assert summary.to_dict()["requests_per_object"] < 1.01
 
 
 def test_refused_while_maintenance_is_on_and_forced_moves_are_staged(s3) -> None:
