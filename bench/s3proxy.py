@@ -55,6 +55,22 @@ def operation(method: str, path: str, headers) -> str:  # noqa: ANN001 - http.cl
     return method
 
 
+def read_body(handler: BaseHTTPRequestHandler) -> bytes:
+    """A request's body, sent with Content-Length or in chunks (botocore streams some uploads)."""
+    if handler.headers.get("Transfer-Encoding", "").lower() == "chunked":
+        chunks = []
+        while True:
+            size = int(handler.rfile.readline().split(b";")[0].strip(), 16)
+            if size == 0:
+                while handler.rfile.readline() not in (b"\r\n", b"\n", b""):
+                    pass
+                return b"".join(chunks)
+            chunks.append(handler.rfile.read(size))
+            handler.rfile.readline()
+    length = int(handler.headers.get("Content-Length") or 0)
+    return handler.rfile.read(length) if length else b""
+
+
 class CountingProxy:
     """`with CountingProxy(upstream) as proxy:` then point AWS_ENDPOINT_URL at `proxy.url`."""
 
@@ -73,22 +89,8 @@ class CountingProxy:
             def log_message(self, *args) -> None:  # noqa: ANN002 - quiet
                 pass
 
-            def _body(self) -> bytes:
-                if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-                    chunks = []
-                    while True:
-                        size = int(self.rfile.readline().split(b";")[0].strip(), 16)
-                        if size == 0:
-                            while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                                pass
-                            return b"".join(chunks)
-                        chunks.append(self.rfile.read(size))
-                        self.rfile.readline()
-                length = int(self.headers.get("Content-Length") or 0)
-                return self.rfile.read(length) if length else b""
-
             def _forward(self) -> None:
-                body = self._body()
+                body = read_body(self)
                 op = operation(self.command, self.path, self.headers)
                 if op == "POST" and body:  # query-protocol services (STS, SQS) name it in the body
                     action = parse_qs(body.decode("latin-1")).get("Action")

@@ -4,19 +4,17 @@ faults on every AWS client the code makes, and the invariant checker over all of
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import random
+import struct
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import boto3
-import piexif
 import pytest
-from PIL import Image
 
 from animl_ingest_cli import aws
 from animl_ingest_cli.api import GraphQLApi
@@ -27,6 +25,7 @@ from tests.ops.helpers import shared_model_loader  # noqa: F401 - autouse: one b
 from tests.reliability import figures
 from tests.reliability.faults import AwsFaults
 from tests.reliability.invariants import Report, S3View, check
+from tests.test_ingest import camera_jpeg
 
 STAGE = "dev"
 KINDS = ("ingestion", "serving", "dead-letter", "parkinglot")
@@ -35,18 +34,10 @@ BUCKETS = {k: f"animl-images-{k}-{STAGE}" for k in KINDS}
 
 def jpeg(n: int, serial: str | None = "CAM-1", date: str | None = "2024:05:06 07:08:09",
          size: tuple[int, int] = (48, 32)) -> bytes:
-    """A small real JPEG with a camera trap's EXIF (serial, date); `n` makes its bytes unique."""
-    img = Image.new("RGB", size, (n * 37 % 256, n * 11 % 256, 120))
-    exif: dict[str, Any] = {"0th": {piexif.ImageIFD.Make: b"TESTCAM",
-                                    piexif.ImageIFD.ImageDescription: f"image {n}".encode()},
-                            "Exif": {}}
-    if serial:
-        exif["Exif"][piexif.ExifIFD.BodySerialNumber] = serial.encode()
-    if date:
-        exif["Exif"][piexif.ExifIFD.DateTimeOriginal] = date.encode()
-    buf = io.BytesIO()
-    img.save(buf, "JPEG", quality=70, exif=piexif.dump(exif))
-    return buf.getvalue()
+    """A small real JPEG with a camera trap's EXIF (serial, date), made unique by `n` (a comment)."""
+    data = camera_jpeg(serial, date, size, seed=n)
+    note = f"image {n}".encode()
+    return data[:2] + b"\xff\xfe" + struct.pack(">H", len(note) + 2) + note + data[2:]
 
 
 def md5(data: bytes) -> str:
@@ -215,24 +206,26 @@ class World:
         return results
 
 
+def _world(endpoint: str | None, stub: ApiStub, tmp: Path,
+           monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
+    monkeypatch.setenv("API_KEY", stub.api_key)
+    w = World(endpoint, stub, tmp)
+    yield w
+    w.close()
+
+
 @pytest.fixture
 def world(aws_mock: None, api_stub: ApiStub, tmp_path: Path,
           monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
     """moto in-process: ten times faster than its server, for everything that runs in this process."""
-    monkeypatch.setenv("API_KEY", api_stub.api_key)
-    w = World(None, api_stub, tmp_path)
-    yield w
-    w.close()
+    yield from _world(None, api_stub, tmp_path, monkeypatch)
 
 
 @pytest.fixture
 def served_world(moto_server: str, api_stub: ApiStub, tmp_path: Path,
                  monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
     """moto's server on loopback, for the installed CLI in a subprocess."""
-    monkeypatch.setenv("API_KEY", api_stub.api_key)
-    w = World(moto_server, api_stub, tmp_path)
-    yield w
-    w.close()
+    yield from _world(moto_server, api_stub, tmp_path, monkeypatch)
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

@@ -32,7 +32,7 @@ import botocore.exceptions
 from botocore.awsrequest import AWSResponse
 from botocore.httpsession import URLLib3Session
 
-from bench.s3proxy import HOP_BY_HOP, operation
+from bench.s3proxy import HOP_BY_HOP, operation, read_body
 from tests.apistub import _MUTATION
 from tests.reliability import figures
 
@@ -176,7 +176,7 @@ class AwsFaults:
                 raise Crash("dead")  # the process is gone: nothing more goes out, from any thread
             crash = self.crash_at is not None and self.requests == self.crash_at
         if crash:
-            figures.add("kill points")
+            figures.add("crash points")
             if self.crash_when == AFTER:
                 send()
             raise Crash(f"crash {self.crash_when} request {self.crash_at} ({what})")
@@ -267,7 +267,7 @@ class KillSwitch:
                 return
             self.killed = True
             pid = self.pid
-        figures.add("kill points")
+        figures.add("kill -9")
         try:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
@@ -311,7 +311,7 @@ class FaultProxy:
         self.server.server_close()
 
     def _handle(self, h: BaseHTTPRequestHandler) -> None:
-        body = _read_body(h)
+        body = read_body(h)
         op = _operation(h, body)
         before, after = self.switch.count(op)
         if before:
@@ -358,21 +358,6 @@ def _operation(h: BaseHTTPRequestHandler, body: bytes) -> str:
         action = parse_qs(body.decode("latin-1")).get("Action")
         return action[0] if action else op
     return op
-
-
-def _read_body(h: BaseHTTPRequestHandler) -> bytes:
-    if h.headers.get("Transfer-Encoding", "").lower() == "chunked":
-        chunks = []
-        while True:
-            size = int(h.rfile.readline().split(b";")[0].strip(), 16)
-            if size == 0:
-                while h.rfile.readline() not in (b"\r\n", b"\n", b""):
-                    pass
-                return b"".join(chunks)
-            chunks.append(h.rfile.read(size))
-            h.rfile.readline()
-    length = int(h.headers.get("Content-Length") or 0)
-    return h.rfile.read(length) if length else b""
 
 
 def _answer(h: BaseHTTPRequestHandler, status: int, headers: list[tuple[str, str]], data: bytes,

@@ -1,6 +1,7 @@
 """The Reliability figures (docs/reliability.md): what the suite tried, counted as it runs.
 
-Every fault, kill point and hostile input the suite injects is counted here; the invariant checker
+Every fault, crash point (in-process), kill -9 (of the installed CLI) and hostile input the suite
+injects is counted here; the invariant checker
 counts the objects it followed and any it found lost. The totals are printed at the end of the run
 (`pytest tests/reliability`), and written as JSON to $RELIABILITY_FIGURES when that is set.
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 import threading
 from collections import Counter
 
-NAMES = ("faults injected", "kill points", "hostile inputs", "objects followed", "objects lost")
+NAMES = ("faults injected", "crash points", "kill -9", "hostile inputs", "objects followed", "objects lost")
 _lock = threading.Lock()
 _counts: Counter[str] = Counter()
 
