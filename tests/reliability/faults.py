@@ -321,12 +321,20 @@ class FaultProxy:
         with self._lock:
             statuses = self.fail.get(op)
             status = statuses.pop(0) if statuses else None
-        if status is not None:
+        if status is not None:  # answered here, never forwarded
             figures.add("faults injected")
             data = (f"<Error><Code>{'SlowDown' if status == 503 else 'InternalError'}</Code>"
                     f"<Message>injected fault</Message></Error>").encode()
-            return _answer(h, status, [("Content-Type", "application/xml"),
-                                       ("Content-Length", str(len(data)))], data)
+            headers = [("Content-Type", "application/xml"), ("Content-Length", str(len(data)))]
+        else:
+            status, headers, data = self._forward(h, body)
+        if after:
+            self.switch.kill()  # done upstream (or refused here); the caller never hears of it
+            h.close_connection = True
+            return
+        _answer(h, status, headers, data)
+
+    def _forward(self, h: BaseHTTPRequestHandler, body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
         headers = {k: v for k, v in h.headers.items() if k.lower() not in HOP_BY_HOP}
         if body or h.command in ("PUT", "POST"):
             headers["Content-Length"] = str(len(body))
@@ -337,15 +345,11 @@ class FaultProxy:
             data = resp.read()
         finally:
             conn.close()
-        if after:
-            self.switch.kill()  # applied upstream; the caller never hears of it
-            h.close_connection = True
-            return
         kept = [(k, v) for k, v in resp.getheaders() if k.lower() not in HOP_BY_HOP]
         if h.command != "HEAD":  # a HEAD answer keeps the object's own Content-Length
             kept = [(k, v) for k, v in kept if k.lower() != "content-length"]
             kept.append(("Content-Length", str(len(data))))
-        _answer(h, resp.status, kept, data, resp.reason)
+        return resp.status, kept, data
 
 
 def _operation(h: BaseHTTPRequestHandler, body: bytes) -> str:
@@ -360,10 +364,9 @@ def _operation(h: BaseHTTPRequestHandler, body: bytes) -> str:
     return op
 
 
-def _answer(h: BaseHTTPRequestHandler, status: int, headers: list[tuple[str, str]], data: bytes,
-            reason: str | None = None) -> None:
+def _answer(h: BaseHTTPRequestHandler, status: int, headers: list[tuple[str, str]], data: bytes) -> None:
     try:
-        h.send_response_only(status, reason)
+        h.send_response_only(status)
         for k, v in headers:
             h.send_header(k, v)
         h.end_headers()

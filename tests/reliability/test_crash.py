@@ -97,7 +97,7 @@ def proxied(served_world: World, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN2
     served_world.ssm.put_parameter(Name=f"/api/url-{STAGE}", Value=api.url, Type="String", Overwrite=True)
     env = {"AWS_ENDPOINT_URL": aws.url, "API_KEY": served_world.stub.api_key,
            "ANIML_MAINTENANCE_WAIT_SECONDS": "0"}
-    yield served_world, switch, env
+    yield served_world, switch, env, (aws, api)
     aws.close()
     api.close()
 
@@ -128,7 +128,10 @@ def reported(r: subprocess.CompletedProcess[str]) -> dict:
 
 
 def test_ingest_killed_again_and_again_then_finishes(proxied) -> None:  # noqa: ANN001
-    world, switch, env = proxied
+    """Killed four times at seeded points, through S3 and API failures the CLI retries itself."""
+    world, switch, env, (aws, api) = proxied
+    aws.fail = {"CopyObject": [500, 503], "PutObject": [500], "GetObject": [503], "DeleteObject": [500]}
+    api.fail = {"api:createImage": [502]}
     rng = random.Random(8)
     want = {}
     for i in range(6):
@@ -142,12 +145,13 @@ def test_ingest_killed_again_and_again_then_finishes(proxied) -> None:  # noqa: 
     assert {k: p[0] for k, p in places.items()} == {k: PLACE[v] for k, v in want.items()}
     for key, item in reported(final).items():
         assert item["outcome"] == want[key] and item["complete"], item
+    assert not any(aws.fail.values()) and not any(api.fail.values())  # every fault was met
 
 
 def test_unpark_then_ingest_killed_again_and_again(proxied) -> None:  # noqa: ANN001
     """The deployment's last step under kill -9: the parking lot back to the ingestion bucket,
     then the ingest of it, each killed at seeded points and rerun."""
-    world, switch, env = proxied
+    world, switch, env, _ = proxied
     rng = random.Random(88)
     world.put_many(((f"batch-1/IMG {i}.jpg", jpeg(200 + i)) for i in range(8)), kind="parkinglot")
     unpark = cli("unpark", "--json", "--concurrency", "2")
@@ -163,7 +167,7 @@ def test_unpark_then_ingest_killed_again_and_again(proxied) -> None:  # noqa: AN
 def test_redrive_then_ingest_killed_again_and_again(proxied) -> None:  # noqa: ANN001
     """Images dead-lettered because the API refused the key, then redriven and ingested with the
     right key, both killed at seeded points."""
-    world, switch, env = proxied
+    world, switch, env, _ = proxied
     rng = random.Random(888)
     world.put_many((f"cam/IMG {i}.jpg", jpeg(300 + i)) for i in range(6))
     first = world.ingest(api=GraphQLApi(world.stub.url, "not-the-key", max_attempts=1))
