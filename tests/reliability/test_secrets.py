@@ -28,9 +28,11 @@ def secrets_of(world: World) -> list[str]:
 
 
 def assert_clean(text: str, world: World, where: str) -> None:
+    """Neither key, nor any 12-character piece of one, is in `text`."""
     for secret in secrets_of(world):
-        assert secret not in text, f"the API key appears in {where}"
-        assert secret[4:-4] not in text, f"part of the API key appears in {where}"
+        pieces = {secret[i:i + 12] for i in range(len(secret) - 11)}
+        found = [p for p in pieces if p in text]
+        assert not found, f"the API key (or a piece of it: {found[0]!r}) appears in {where}"
 
 
 def audit_text() -> str:
