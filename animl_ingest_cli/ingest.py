@@ -183,6 +183,10 @@ class Ingestor:
             return [out]
         if self.ctx.is_local:
             return run_local_batch(self, src, key, batch, delete_source, out)
+        if not delete_source:  # the batch job unpacks into the bucket it reads: only ingestion's zips
+            out.outcome, out.reason = SKIPPED, ("a bulk-upload zip outside the ingestion bucket: "
+                                                "download it and give the file to `ingest`")
+            return [out]
         try:
             job = submit_batch_job(self.ctx, src.bucket, key, batch)
         except AnimlError as exc:
