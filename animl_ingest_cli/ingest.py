@@ -108,12 +108,17 @@ class Ingestor:
         self.on_outcome = on_outcome
         self._same_bytes: dict[str, tuple[threading.Lock, list[int]]] = {}
         self._same_bytes_lock = threading.Lock()
+        self._api_lock = threading.Lock()
 
     # --- collaborators ----------------------------------------------------------------------------
     @property
     def api(self) -> Api:
+        """Made on first use, once: worker threads ask for it at the same moment, and two local
+        catalogs opening one new SQLite file together would find it locked."""
         if self._api is None:
-            self._api = api_for(self.ctx, time_left=self.time_left)
+            with self._api_lock:
+                if self._api is None:
+                    self._api = api_for(self.ctx, time_left=self.time_left)
         return self._api
 
     def is_ingestion_source(self, src: Store) -> bool:

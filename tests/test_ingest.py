@@ -477,3 +477,27 @@ def test_maintenance_parks_local_files_too_and_keeps_them(stage, s3, ssm, tmp_pa
     assert out.outcome == PARKED
     assert keys_in(s3, "parkinglot") == ["DCIM/IMG_1.JPG"] and keys_in(s3, "serving") == []
     assert (card / "DCIM" / "IMG_1.JPG").is_file()
+
+
+def test_the_api_is_made_once_however_many_workers_ask(monkeypatch, tmp_path) -> None:  # noqa: ANN001
+    """Worker threads reach for the API together on the first images of a run."""
+    import threading
+    import time
+
+    from animl_ingest_cli import ingest as ingest_module
+
+    made = []
+
+    def slow_api_for(ctx, time_left=None):  # noqa: ANN001, ANN202
+        made.append(threading.get_ident())
+        time.sleep(0.05)
+        return object()
+
+    monkeypatch.setattr(ingest_module, "api_for", slow_api_for)
+    ing = Ingestor(open_stage("local", local_root=tmp_path))
+    threads = [threading.Thread(target=lambda: ing.api) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(made) == 1
