@@ -17,11 +17,11 @@ def is_hidden(name: str) -> bool:
 
 
 def iter_image_files(paths: Iterable[str | os.PathLike[str]],
-                     extensions: Iterable[str] = IMAGE_EXTENSIONS) -> Iterator[Path]:
+                     extensions: Iterable[str] | None = IMAGE_EXTENSIONS) -> Iterator[Path]:
     """Files named directly are yielded whatever their name; folders are walked recursively
     (sorted, symlinked folders not followed) for files whose extension, in any case, is one of
-    `extensions`, skipping hidden files and folders. Every path is checked before the first one
-    is yielded, so a typo fails the command before it does anything.
+    `extensions` (None: every file), skipping hidden files and folders. Every path is checked
+    before the first one is yielded, so a typo fails the command before it does anything.
 
     Raises InputError("no such file or directory: X") for a path that does not exist.
     """
@@ -29,11 +29,11 @@ def iter_image_files(paths: Iterable[str | os.PathLike[str]],
     for root in roots:
         if not root.exists():
             raise InputError(f"no such file or directory: {root}")
-    wanted = frozenset(e.lower() for e in extensions)
+    wanted = None if extensions is None else frozenset(e.lower() for e in extensions)
     return _walk(roots, wanted)
 
 
-def _walk(roots: list[Path], wanted: frozenset[str]) -> Iterator[Path]:
+def _walk(roots: list[Path], wanted: frozenset[str] | None) -> Iterator[Path]:
     for root in roots:
         if not root.is_dir():
             yield root
@@ -41,5 +41,7 @@ def _walk(roots: list[Path], wanted: frozenset[str]) -> Iterator[Path]:
         for folder, dirs, files in os.walk(root):
             dirs[:] = sorted(d for d in dirs if not is_hidden(d))
             for name in sorted(files):
-                if not is_hidden(name) and os.path.splitext(name)[1].lower() in wanted:
+                if is_hidden(name):
+                    continue
+                if wanted is None or os.path.splitext(name)[1].lower() in wanted:
                     yield Path(folder) / name

@@ -7,7 +7,6 @@ source is read and left as it is.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ from animl_ingest_cli import keys
 from animl_ingest_cli.batches import ZipSource
 from animl_ingest_cli.context import StageContext
 from animl_ingest_cli.errors import InputError
+from animl_ingest_cli.files import iter_image_files
 from animl_ingest_cli.stores import LocalStore, Store
 
 
@@ -67,17 +67,6 @@ def parse_sources(sources: list[str], batch: str | None = None) -> list[SourceSp
     return specs
 
 
-def _walk(root: Path) -> Iterator[str]:
-    """Relative keys of the files under a folder, sorted, hidden files and folders left out."""
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        rel = os.path.relpath(dirpath, root)
-        for name in sorted(filenames):
-            if name.startswith("."):
-                continue
-            yield name if rel == "." else f"{rel.replace(os.sep, '/')}/{name}"
-
-
 def _zip_items(path: Path, batch: str | None) -> Iterator[WorkItem]:
     # Not closed here: its entries are still being read by the workers after the listing moves on;
     # the file closes when the last work item referring to it is gone.
@@ -107,7 +96,9 @@ def iter_work(ctx: StageContext, specs: list[SourceSpec], batch: str | None = No
         else:
             assert spec.path is not None
             folder_store = LocalStore(spec.path.resolve())
-            for key in _walk(spec.path):
+            # every file, so that what is not an image is reported as skipped rather than ignored
+            for found in iter_image_files([spec.path], extensions=None):
+                key = found.relative_to(spec.path).as_posix()
                 if keys.kind(key) == "batch":
                     yield from _zip_items(spec.path / key, batch)
                 else:
