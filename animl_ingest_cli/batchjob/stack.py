@@ -1,4 +1,4 @@
-"""The per-batch stack: its names and its CloudFormation template, in code (docs/bulk-upload.md).
+"""The per-batch stack: its CloudFormation template in code, and its creation (docs/bulk-upload.md).
 
 One stack per bulk upload, named `animl-ingest-<stage>-batch-<uuid>`, made by the bulk-upload job
 before it writes the zip's images and deleted by the batch teardown once its queues are empty. It
@@ -14,10 +14,12 @@ frontend already rely on (they are hard-coded there; keep them):
   in-flight and delayed messages of the queue and its DLQ at <= 0 for 10 of 10 one-minute periods,
   missing data treated as missing, action: SNS topic `animl-ingest-<stage>-delete` (the teardown).
 
-These are the resources and names of the Node job's `ingest-zip/lib/stack.js`; the template is the
-same but for one thing: the DLQ's in-flight metric is named by the DLQ's QueueName attribute instead
-of by a joined string (same value), and the queues are tagged with the parameters (`animl:batch`,
-`animl:zip`), which the Node template declared and never used.
+The names are `config.Names` (`batch_stack`, `batch_queue`, `batch_dlq`, `batch_alarm`,
+`batch_delete_topic`): the template names things by the stack's own name, so they agree by
+construction, and tests/batchjob/test_stack.py checks what moto makes. Resources and names are the
+Node job's (`ingest-zip/lib/stack.js`) but for two things: the DLQ's in-flight metric is named by
+the DLQ's QueueName attribute instead of by a joined string (same value), and the queues are tagged
+with the parameters (`animl:batch`, `animl:zip`), which the Node template declared and never used.
 """
 
 from __future__ import annotations
@@ -29,8 +31,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from botocore.parsers import ResponseParserError
-
 from animl_ingest_cli import keys
 from animl_ingest_cli.api import one_line
 from animl_ingest_cli.aws import AWS_ERRORS, error_code, translate
@@ -41,59 +41,17 @@ QUEUE_VISIBILITY_SECONDS = 720
 MAX_RECEIVES = 5
 INFERENCE_BATCH_SIZE = 10
 ALARM_PERIODS = 10
-ALARM_SUFFIX = "-sqs-empty"
-DLQ_SUFFIX = "-dlq"
 # the metrics the alarm sums, for the queue and for its DLQ
 QUEUE_METRICS = ("ApproximateNumberOfMessagesNotVisible", "ApproximateNumberOfMessagesVisible",
                  "ApproximateNumberOfMessagesDelayed")
 
 
-def stack_prefix(stage: str) -> str:
-    """`animl-ingest-<stage>-batch-`: every per-batch stack (and queue) name starts with it."""
-    return Names(stage).batch_stack_prefix
-
-
-def parent_name(stage: str) -> str:
-    """`animl-ingest-<stage>`: what the Node job gets as env `StackName` and prefixes to each batch."""
-    return f"animl-ingest-{stage}"
-
-
 def stack_name(stage: str, batch: str) -> str:
-    """`animl-ingest-<stage>-batch-<uuid>` for batch `batch-<uuid>`."""
+    """`animl-ingest-<stage>-batch-<uuid>` for batch `batch-<uuid>` (the names live in config.Names;
+    this refuses anything that is not a batch id before it becomes a stack name)."""
     if not keys.BATCH_ID_RE.match(batch):
         raise ValueError(f"not a batch id: {batch!r}")
-    return f"{parent_name(stage)}-{batch}"
-
-
-def batch_of_stack(stage: str, name: str) -> str | None:
-    """`batch-<uuid>` for a per-batch stack (or queue) name of the stage, None for any other name."""
-    prefix = f"{parent_name(stage)}-"
-    if not name.startswith(prefix):
-        return None
-    batch = name[len(prefix):]
-    return batch if keys.BATCH_ID_RE.match(batch) else None
-
-
-def queue_name(stage: str, batch: str) -> str:
-    return stack_name(stage, batch)
-
-
-def dlq_name(stage: str, batch: str) -> str:
-    return stack_name(stage, batch) + DLQ_SUFFIX
-
-
-def alarm_name(stage: str, batch: str) -> str:
-    return stack_name(stage, batch) + ALARM_SUFFIX
-
-
-def stack_of_alarm(alarm: str) -> str | None:
-    """The stack an alarm belongs to (AlarmName minus `-sqs-empty`), None for another alarm."""
-    return alarm[: -len(ALARM_SUFFIX)] if alarm.endswith(ALARM_SUFFIX) else None
-
-
-def delete_topic_name(stage: str) -> str:
-    """`animl-ingest-<stage>-delete`: the SNS topic the alarm notifies; the teardown subscribes."""
-    return f"{parent_name(stage)}-delete"
+    return Names(stage).batch_stack(batch)
 
 
 def inference_function_name(stage: str) -> str:
@@ -118,7 +76,7 @@ def template(stage: str) -> dict[str, Any]:
                                        [(m, dlq) for m in QUEUE_METRICS], start=1):
         metrics.append(_metric(f"m{n}", name, target))
     topic = {"Fn::Sub": "arn:${AWS::Partition}:sns:${AWS::Region}:${AWS::AccountId}:"
-                        + delete_topic_name(stage)}
+                        + Names(stage).batch_delete_topic}
     tags = [{"Key": "animl:batch", "Value": {"Ref": "BatchID"}},
             {"Key": "animl:zip", "Value": {"Ref": "S3URL"}}]
     return {
@@ -136,7 +94,7 @@ def template(stage: str) -> dict[str, Any]:
                                   "maxReceiveCount": MAX_RECEIVES},
                 "Tags": tags}},
             "PredDLQ": {"Type": "AWS::SQS::Queue", "Properties": {
-                "QueueName": {"Fn::Join": ["", [{"Ref": "AWS::StackName"}, DLQ_SUFFIX]]},
+                "QueueName": {"Fn::Join": ["", [{"Ref": "AWS::StackName"}, "-dlq"]]},
                 "Tags": tags}},
             "PredInference": {"Type": "AWS::Lambda::EventSourceMapping", "Properties": {
                 "BatchSize": INFERENCE_BATCH_SIZE, "Enabled": True,
@@ -144,7 +102,7 @@ def template(stage: str) -> dict[str, Any]:
                 "FunctionName": inference_function_name(stage),
                 "FunctionResponseTypes": ["ReportBatchItemFailures"]}},
             "PredSQSAlarm": {"Type": "AWS::CloudWatch::Alarm", "Properties": {
-                "AlarmName": {"Fn::Join": ["", [{"Ref": "AWS::StackName"}, ALARM_SUFFIX]]},
+                "AlarmName": {"Fn::Join": ["", [{"Ref": "AWS::StackName"}, Names(stage).batch_alarm_suffix]]},
                 "AlarmDescription": "Set an alarm to breach when SQS list is at 0",
                 "ActionsEnabled": True, "OKActions": [], "AlarmActions": [topic],
                 "InsufficientDataActions": [],
@@ -237,13 +195,13 @@ def ensure_stack(cfn: Any, stage: str, batch: str, bucket: str, key: str, *,
                              Tags=[{"Key": "animl:batch", "Value": batch}])
             created = True
             log(f"creating stack {name}")
-        except (*AWS_ERRORS, ResponseParserError) as exc:
+        except Exception as exc:  # noqa: BLE001 - any failure: the stack's own status decides below
             if error_code(exc) == "AlreadyExistsException":
                 log(f"stack {name} is being created by another job: waiting for it")
             else:
                 # the stack may exist all the same (moto registers it, then fails a resource and
                 # answers an error): the wait below tells; without a stack, this is the failure
-                create_error = one_line(translate(exc, "CreateStack").message
+                create_error = one_line(str(translate(exc, "CreateStack"))
                                         if isinstance(exc, AWS_ERRORS) else str(exc))
                 if _describe(cfn, name) is None:
                     raise StackFailed(f"stack {name} could not be created: {create_error}") from None

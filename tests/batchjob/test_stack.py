@@ -12,7 +12,7 @@ import pytest
 
 from animl_ingest_cli.batchjob import stack as st
 
-pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse AWS::CloudWatch::Alarm")
+pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse AWS")
 
 STAGE = "dev"
 BATCH = "batch-0d6c4d5e-1b8a-4c4e-9f55-2a1b3c4d5e6f"
@@ -31,19 +31,23 @@ def inference_function(stage: str = STAGE) -> None:
         Handler="index.handler", Code={"ZipFile": buf.getvalue()})
 
 
-def test_names_are_the_ones_animl_api_hard_codes() -> None:
-    assert st.stack_name(STAGE, BATCH) == NAME
-    assert st.queue_name(STAGE, BATCH) == NAME and st.dlq_name(STAGE, BATCH) == NAME + "-dlq"
-    assert st.alarm_name(STAGE, BATCH) == NAME + "-sqs-empty"
-    assert st.stack_of_alarm(NAME + "-sqs-empty") == NAME and st.stack_of_alarm("other") is None
-    assert st.batch_of_stack(STAGE, NAME) == BATCH
-    assert st.batch_of_stack(STAGE, NAME + "-dlq") is None
-    assert st.batch_of_stack("prod", NAME) is None
-    assert st.delete_topic_name(STAGE) == "animl-ingest-dev-delete"
-    assert st.inference_function_name("prod") == "animl-api-prod-batchinference"
-    assert NAME.startswith(st.stack_prefix(STAGE))
+def test_stack_names_are_the_ones_animl_api_hard_codes(aws_mock: None) -> None:
+    """What the template makes is named as config.Names says (the names the teardown looks for)."""
+    from animl_ingest_cli.config import Names
+
+    names = Names(STAGE)
+    assert st.stack_name(STAGE, BATCH) == NAME == names.batch_stack(BATCH)
     with pytest.raises(ValueError):
         st.stack_name(STAGE, "batch-../../x")
+    inference_function()
+    cfn = boto3.client("cloudformation", region_name="us-west-2")
+    st.ensure_stack(cfn, STAGE, BATCH, "b", BATCH + ".zip", poll=0.01)
+    queues = boto3.client("sqs", region_name="us-west-2").list_queues()["QueueUrls"]
+    assert sorted(q.rsplit("/", 1)[1] for q in queues) == [names.batch_queue(BATCH), names.batch_dlq(BATCH)]
+    alarm = st.template(STAGE)["Resources"]["PredSQSAlarm"]["Properties"]["AlarmName"]
+    assert alarm == {"Fn::Join": ["", [{"Ref": "AWS::StackName"}, "-sqs-empty"]]}
+    assert names.batch_alarm(BATCH) == NAME + "-sqs-empty"
+    assert st.inference_function_name("prod") == "animl-api-prod-batchinference"
 
 
 def test_template_passes_cfn_lint() -> None:
