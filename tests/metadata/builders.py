@@ -151,7 +151,7 @@ def hyperfire4k_note(*, serial: bytes = b"HF4K0000123456", label: bytes = b"RIDG
     return bytes(b)
 
 
-# (tag, TIFF type, value): type 2 ASCII and 7 UNDEFINED take bytes, 3 and 4 ints, 5 a (num, den) pair
+# (tag, TIFF type, value): types 1 BYTE, 2 ASCII and 7 UNDEFINED take bytes, 3 and 4 ints, 5 a (num, den) pair
 Entry = tuple[int, int, Any]
 
 
@@ -165,7 +165,7 @@ def tiff(ifd0: list[Entry], exif_ifd: list[Entry] | None = None, big_endian: boo
         data_at = at + 2 + 12 * len(entries) + 4
         head, data = struct.pack(order + "H", len(entries)), b""
         for tag, typ, value in entries:
-            if typ in (2, 7):
+            if typ in (1, 2, 7):
                 raw, count = bytes(value), len(value)
             elif typ == 5:
                 raw, count = struct.pack(order + "II", *value), 1
