@@ -58,7 +58,7 @@ def hyperfire_note(*, firmware: tuple[int, int, int] = (4, 1, 0), trigger: bytes
                    fahrenheit: int = 67, celsius: int = 19, serial: str = "H500HH06211894",
                    battery_mv: int = 7620, label: bytes = b"AE", swap_date: bool = False) -> bytes:
     """HyperFire (HC500...): `01 f1` then the firmware major (bytes 2-3: 2, 3 or 4), then
-    little-endian words at the offsets EXIF.md lists."""
+    little-endian words at the offsets docs/metadata.md lists."""
     b = bytearray(0x56 + 22)
     struct.pack_into("<H3H", b, 0, 0xF101, *firmware)
     struct.pack_into("<2H", b, 0x08, 0x2014, 0x0506)  # firmware date 2014:05:06
