@@ -19,7 +19,7 @@ from animl_ingest_cli.cli.common import (
 )
 from animl_ingest_cli.context import open_stage
 from animl_ingest_cli.errors import RefusedError
-from animl_ingest_cli.ops.moves import Outcome
+from animl_ingest_cli.ops.moves import MoveOutcome
 from animl_ingest_cli.ops.queues import Snapshot
 from animl_ingest_cli.runbook import runner
 from animl_ingest_cli.runbook.state import state_path
@@ -58,7 +58,7 @@ class CliOperator:
     def on_poll(self, snap: Snapshot, streak: int, stable: int) -> None:
         info(f"  poll: {snap.describe()}; idle {streak}/{stable}")
 
-    def on_outcome(self, outcome: Outcome) -> None:
+    def on_outcome(self, outcome: MoveOutcome) -> None:
         if outcome.status == "failed":
             warn(f"{outcome.key}: {outcome.detail}")
 
