@@ -18,6 +18,7 @@ from typing import Any
 
 from animl_ingest_cli import audit
 from animl_ingest_cli.api import api_for
+from animl_ingest_cli.aws import pages, translated
 from animl_ingest_cli.batchjob import teardown as teardown_fn
 from animl_ingest_cli.batchjob.inflight import (
     BatchStack,
@@ -28,8 +29,7 @@ from animl_ingest_cli.batchjob.inflight import (
     list_batch_stacks,
 )
 from animl_ingest_cli.context import StageContext
-from animl_ingest_cli.errors import RefusedError, StoreError
-from animl_ingest_cli.ops.awscall import DENIED_CODES, pages, translated
+from animl_ingest_cli.errors import AccessDenied, RefusedError
 
 ACTIVE_JOB_STATUSES = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING")
 ENDED_JOB_STATUSES = ("SUCCEEDED", "FAILED")
@@ -66,10 +66,8 @@ def active_jobs(ctx: StageContext, queue: str | None) -> Visibility:
                 "Batch ListJobs", batch.get_paginator("list_jobs"), jobQueue=queue, jobStatus=status))
             if n:
                 counts[status] = n
-    except StoreError as exc:
-        if exc.code in DENIED_CODES:
-            return Visibility(None, f"Batch jobs not visible: {exc.code}")
-        raise
+    except AccessDenied as exc:
+        return Visibility(None, f"Batch jobs not visible: {exc.code}")
     return Visibility(counts)
 
 
@@ -78,10 +76,8 @@ def _stacks(ctx: StageContext) -> tuple[list[BatchStack] | None, str | None]:
         return None, "the local stage has no stacks"
     try:
         return list_batch_stacks(ctx), None
-    except StoreError as exc:
-        if exc.code in DENIED_CODES:
-            return None, f"stacks not visible: {exc.code}"
-        raise
+    except AccessDenied as exc:
+        return None, f"stacks not visible: {exc.code}"
 
 
 def live_batch_stacks(ctx: StageContext) -> Visibility:
@@ -194,10 +190,8 @@ def jobs_by_batch(ctx: StageContext, queue: str | None,
         for i in range(0, len(ids), DESCRIBE_JOBS_LIMIT):
             with translated("Batch DescribeJobs"):
                 described += client.describe_jobs(jobs=ids[i:i + DESCRIBE_JOBS_LIMIT]).get("jobs", [])
-    except StoreError as exc:
-        if exc.code in DENIED_CODES:
-            return {}, f"Batch jobs not visible: {exc.code}"
-        raise
+    except AccessDenied as exc:
+        return {}, f"Batch jobs not visible: {exc.code}"
     out: dict[str, JobInfo] = {}
     for j in described:
         batch = _task_batch(j)

@@ -17,10 +17,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from animl_ingest_cli.aws import pages, translated
 from animl_ingest_cli.batchjob.inflight import COUNT_ATTRIBUTES, MISSING_QUEUE_CODES, QueueInfo, counts_of
 from animl_ingest_cli.context import StageContext
 from animl_ingest_cli.errors import InputError, StoreError
-from animl_ingest_cli.ops.awscall import pages, translated
 from animl_ingest_cli.ops.batches import (
     Visibility,
     active_jobs,
