@@ -105,19 +105,31 @@ class Scope:
     params_write: Callable[[Names], list[str]]
     granted_without_call: dict[str, str] = field(default_factory=dict)  # action -> why
     excluded_calls: dict[tuple[str, str], str] = field(default_factory=dict)  # (module, function) -> why
+    # modules whose calls another principal makes (module -> is it excluded), and why
+    excluded_modules: tuple[Callable[[str], bool], str] | None = None
 
     def derived(self, root: Path = REPO) -> dict[str, list[awscalls.Call]]:
         """Action -> calls, from the code this principal runs, minus the documented exclusions."""
         actions = awscalls.actions_for(root, self.start_module)
+        skip = self.excluded_modules[0] if self.excluded_modules else (lambda module: False)
         out = {}
         for action, calls in actions.items():
-            kept = [c for c in calls if (c.module, c.function) not in self.excluded_calls]
+            kept = [c for c in calls if (c.module, c.function) not in self.excluded_calls
+                    and not skip(c.module)]
             if kept:
                 out[action] = kept
         return out
 
 
 ALL_KINDS = frozenset(BUCKET_KINDS)
+
+BATCHJOB = "animl_ingest_cli.batchjob"
+TEARDOWN_MODULES = (f"{BATCHJOB}.teardown", f"{BATCHJOB}.inflight")
+
+
+def job_module(module: str) -> bool:
+    """The bulk-upload job's own code: everything in batchjob/ but the teardown and what it reads."""
+    return module.startswith(f"{BATCHJOB}.") and module not in TEARDOWN_MODULES
 
 # DeleteStack of a per-batch stack: CloudFormation deletes the stack's resources with the caller's
 # credentials (the stacks are created without a service role), so whoever tears a batch down needs these.
@@ -171,6 +183,8 @@ OPERATOR = Scope(
     params_read=lambda n: list(n.ssm_names().values()),
     params_write=lambda n: [n.maintenance_param],
     granted_without_call=DELETE_STACK_NEEDS,
+    excluded_modules=(job_module, "the bulk-upload job runs in AWS Batch with its job role (JOB scope); "
+                                  "operators run it on the local stage only"),
     excluded_calls={
         ("animl_ingest_cli.batchjob.teardown", "_already_reported"):
             "only the teardown function's hourly sweep reports dead letters (with its own role)",
