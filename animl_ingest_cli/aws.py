@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 # boto3 is imported on first use: a quarter of a second of start-up the local stage never needs.
 _lock = threading.Lock()
 _sessions: dict[str | None, boto3.session.Session] = {}
+REGION_ENV = ("AWS_REGION", "AWS_DEFAULT_REGION")  # in this order; then config.REGION
 RETRY_SETTINGS: dict[str, Any] = {"retries": {"mode": "standard", "max_attempts": 5},
                                   "max_pool_connections": 64, "connect_timeout": 10, "read_timeout": 60}
 
@@ -52,7 +53,7 @@ def session() -> boto3.session.Session:
     profile = _profile()
     with _lock:
         if profile not in _sessions:
-            region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or REGION
+            region = next((os.environ[v] for v in REGION_ENV if os.environ.get(v)), REGION)
             try:
                 _sessions[profile] = boto3.session.Session(profile_name=profile, region_name=region)
             except botocore.exceptions.ProfileNotFound as exc:

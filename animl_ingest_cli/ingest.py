@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from animl_ingest_cli import keys
-from animl_ingest_cli.api import Api, api_for
+from animl_ingest_cli.api import Api
 from animl_ingest_cli.api_local import check_md
 from animl_ingest_cli.context import StageContext
 from animl_ingest_cli.errors import AnimlError, ApiError, ImageError, StoreError
@@ -118,7 +118,7 @@ class Ingestor:
         if self._api is None:
             with self._api_lock:
                 if self._api is None:
-                    self._api = api_for(self.ctx, time_left=self.time_left)
+                    self._api = self.ctx.api(time_left=self.time_left)
         return self._api
 
     def is_ingestion_source(self, src: Store) -> bool:
