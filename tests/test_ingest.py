@@ -484,16 +484,16 @@ def test_the_api_is_made_once_however_many_workers_ask(monkeypatch, tmp_path) ->
     import threading
     import time
 
-    from animl_ingest_cli import ingest as ingest_module
+    from animl_ingest_cli.context import StageContext
 
     made = []
 
-    def slow_api_for(ctx, time_left=None):  # noqa: ANN001, ANN202
+    def slow_api(ctx, time_left=None):  # noqa: ANN001, ANN202
         made.append(threading.get_ident())
         time.sleep(0.05)
         return object()
 
-    monkeypatch.setattr(ingest_module, "api_for", slow_api_for)
+    monkeypatch.setattr(StageContext, "api", slow_api)
     ing = Ingestor(open_stage("local", local_root=tmp_path))
     threads = [threading.Thread(target=lambda: ing.api) for _ in range(8)]
     for t in threads:
