@@ -269,8 +269,9 @@ class GraphQLApi:
         limit = urllib3.Timeout(total=budget, connect=min(CONNECT_TIMEOUT, budget))
         headers = {"Content-Type": "application/json", "x-api-key": self._api_key}
         try:
+            # requests hands a urllib3 Timeout to urllib3 as it is; its stubs only know numbers
             resp = self._http().post(self.url, data=body, headers=headers,
-                                     timeout=limit)
+                                     timeout=limit)  # type: ignore[arg-type]
             content = resp.content
         except requests.RequestException as exc:
             raise ApiError(_transport_text(exc), transient=True) from None

@@ -360,7 +360,12 @@ class Mover:
             for f in futures:
                 f.cancel()
         # in the listing's order, so that a dry run reads like the listing; cancelled ones stay put
-        return [(m, _result(f)) for m, f in zip(moves, futures, strict=True) if not f.cancelled()]
+        out: list[tuple[Move, T | AnimlError]] = []
+        for m, f in zip(moves, futures, strict=True):
+            if not f.cancelled():
+                result = _result(f)  # inferred from `f` alone (a union context would mislead mypy)
+                out.append((m, result))
+        return out
 
     # --- per object (worker threads) ---------------------------------------------------------------
     def _stage(self, m: Move) -> str:
