@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from animl_ingest_cli import audit
-from animl_ingest_cli.api import api_for
 from animl_ingest_cli.aws import pages, translated
 from animl_ingest_cli.batchjob import teardown as teardown_fn
 from animl_ingest_cli.batchjob.inflight import (
@@ -272,7 +271,7 @@ def teardown(ctx: StageContext, batch: str, *, dry_run: bool = False,
     if dry_run:
         plan.result = teardown_fn.teardown(ctx, None, batch, dry_run=True, end_if_absent=True)
         return plan
-    api = api_for(ctx)
+    api = ctx.api()
     try:
         plan.result = teardown_fn.teardown(ctx, api, batch, end_if_absent=True)
     finally:
