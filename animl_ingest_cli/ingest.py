@@ -1,7 +1,7 @@
 """The core ingest function: one object in, one outcome out.
 
-Routing follows CONTRACT.md sections 1, 3, 5 and 6. The one rule everything else serves: the source
-object is deleted only after its terminal copy (serving, dead-letter or parking lot) is complete; when
+Routing follows docs/animl.md (keys, the API, maintenance). The one rule everything else serves: the
+source object is deleted only after its terminal copy (serving, dead-letter or parking lot) is complete; when
 no copy could be made, the source stays and the outcome is `failed`.
 """
 
@@ -200,7 +200,7 @@ class Ingestor:
 
     # --- images -----------------------------------------------------------------------------------
     def build_md(self, src: Store, key: str, data: bytes, batch: str | None = None) -> dict[str, Any]:
-        """The `md` record of CONTRACT.md section 3 for an object."""
+        """The `md` record for an object (docs/animl.md, The record the ingest sends)."""
         fm = read_metadata(data, keys.file_name(key))
         batch = batch or keys.batch_id(key)
         md: dict[str, Any] = {"Bucket": src.bucket, "Key": key, "FileName": keys.file_name(key),

@@ -1,4 +1,4 @@
-"""Key layouts of CONTRACT.md section 1: event keys, file names, batches, serving and dead-letter keys."""
+"""Key layouts (docs/animl.md, Keys): event keys, file names, batches, serving and dead-letter keys."""
 
 from __future__ import annotations
 
@@ -70,7 +70,7 @@ def serving_keys(image_id: str, extension: str) -> dict[str, str]:
 
 
 def dead_letter_folder(errors: list[str]) -> str:
-    """The dead-letter folder for a list of error texts, in CONTRACT.md's order."""
+    """The dead-letter folder for a list of error texts, in the contract's order (docs/animl.md, Keys)."""
     if is_duplicate(errors):
         folder = "DUPLICATE_IMAGE"
     elif len(errors) > 1:

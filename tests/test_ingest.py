@@ -311,7 +311,7 @@ def test_zip_without_batch_configuration_fails_and_stays(stage, s3) -> None:  # 
     assert keys_in(s3, "ingestion") == [f"batch-{UUID}.zip"]
 
 
-# --- failure paths of CONTRACT.md section 6 --------------------------------------------------------
+# --- failure paths of docs/animl.md (The rule every path serves) ------------------------------
 
 def test_api_forbidden_dead_letters_under_its_message_with_unknown_id(stage, s3) -> None:  # noqa: ANN001
     out = run_one(stage, s3, "a.jpg", camera_jpeg(), api_key="wrong-key")

@@ -26,7 +26,7 @@ from animl_ingest_cli.runbook.state import state_path
 from animl_ingest_cli.runbook.steps import STEPS, Options, plan_text
 
 app = typer.Typer(
-    help="The production deployment (CONTRACT.md section 5) as eight steps with saved state: the tool "
+    help="The production deployment as eight steps with saved state: the tool "
          "does what it can and verifies it, you confirm what only a person can do. See RUNBOOK.md.",
     no_args_is_help=True)
 

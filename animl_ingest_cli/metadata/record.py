@@ -1,5 +1,5 @@
 """The md record: every tag under exiftool's name, first non-empty value wins, plus the normalised
-fields animl-api reads (CONTRACT.md section 3, docs/metadata.md).
+fields animl-api reads (docs/animl.md, The record the ingest sends; docs/metadata.md).
 
 One pass over the bytes: the file type from the magic bytes, the JPEG markers (or PNG chunks) up
 to the scan data, the EXIF block with Pillow, the maker note. No pixel is decoded.

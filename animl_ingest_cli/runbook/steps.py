@@ -1,4 +1,4 @@
-"""The eight steps of the production deployment (CONTRACT.md section 5), as data.
+"""The eight steps of the production deployment (docs/animl.md, The production deployment), as data.
 
 Each step says what it does, how to check it and how to back it out; each of its parts is done by
 the tool or by a person, with the command that does it. The same text feeds `--dry-run`, the
