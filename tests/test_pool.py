@@ -16,7 +16,7 @@ from animl_ingest_cli.context import open_stage
 from animl_ingest_cli.ingest import SERVED, SKIPPED, Ingestor
 from animl_ingest_cli.pool import Limits, held_bytes, process_all
 from animl_ingest_cli.sources import WorkItem, iter_work, parse_sources
-from tests.test_ingest import camera_jpeg
+from tests.metadata.builders import camera_jpeg
 
 
 @pytest.fixture
