@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from animl_ingest_cli import keys
+from animl_ingest_cli.aws import pages, translated
 from animl_ingest_cli.context import StageContext
 from animl_ingest_cli.errors import StoreError
-from animl_ingest_cli.ops.awscall import pages, translated
 
 COUNT_ATTRIBUTES = {"ApproximateNumberOfMessages": "visible",
                     "ApproximateNumberOfMessagesNotVisible": "in_flight",

@@ -28,6 +28,7 @@ from typing import Any
 
 from animl_ingest_cli import keys
 from animl_ingest_cli.api import Api, api_for
+from animl_ingest_cli.aws import translated
 from animl_ingest_cli.batchjob.inflight import (
     BatchStack,
     QueueInfo,
@@ -38,7 +39,6 @@ from animl_ingest_cli.batchjob.inflight import (
 )
 from animl_ingest_cli.context import StageContext, open_stage
 from animl_ingest_cli.errors import AnimlError, ApiError, InputError
-from animl_ingest_cli.ops.awscall import translated
 from animl_ingest_cli.redact import redact, register
 
 log = logging.getLogger("animl_ingest.teardown")
