@@ -45,7 +45,7 @@ from typing import Any
 
 from animl_ingest_cli import keys
 from animl_ingest_cli.api import Api, one_line
-from animl_ingest_cli.aws import AWS_ERRORS, error_code
+from animl_ingest_cli.aws import AWS_ERRORS, error_code, translate
 from animl_ingest_cli.batchjob import entries as ent
 from animl_ingest_cli.batchjob.stack import DEFAULT_POLL, DEFAULT_TIMEOUT, StackFailed, ensure_stack
 from animl_ingest_cli.batchjob.zipread import Pinned, ReadStats, S3RangeReader
@@ -177,9 +177,8 @@ class S3Target(Target):
     def uri(self, key: str) -> str:
         return f"s3://{self.bucket}/{key}"
 
-    def _fail(self, exc: Exception, op: str, key: str) -> StoreError:
-        code = error_code(exc)
-        return StoreError(f"{op} {self.uri(key)}: {code or type(exc).__name__}", code=code)
+    def _fail(self, exc: Exception, op: str, key: str) -> AnimlError:
+        return translate(exc, f"{op} {self.uri(key)}")
 
     @staticmethod
     def _exists(exc: Exception) -> bool:
@@ -463,7 +462,7 @@ class BatchJob:
         journal = Journal(self.target, self.batch, etag)
         try:
             journal.load()
-        except StoreError as exc:
+        except AnimlError as exc:
             raise self._fail(f"reading the progress journal failed: {exc.message}") from None
         try:
             master = self._zip(self._open_file(size, etag), self.src.uri(self.key))
@@ -482,8 +481,12 @@ class BatchJob:
         try:
             self._announce(journal, len(todo))
             self._write_all(journal, todo, ends, size, etag)
-        except (ApiError, StoreError) as exc:
-            with contextlib.suppress(StoreError):
+        except JobFailed:
+            with contextlib.suppress(AnimlError):
+                journal.flush()
+            raise
+        except AnimlError as exc:  # an API or S3 failure of the job itself (not of one entry)
+            with contextlib.suppress(AnimlError):
                 journal.flush()
             raise self._fail(exc.message) from None
         finally:
@@ -580,7 +583,7 @@ class BatchJob:
                     e = pending.pop(f)
                     try:
                         how = f.result()
-                    except (StoreError, InputError, zipfile.BadZipFile, EOFError, OSError,
+                    except (AnimlError, zipfile.BadZipFile, EOFError, OSError,
                             NotImplementedError, ValueError, zlib.error) as exc:
                         r.failed.append((e, one_line(getattr(exc, "message", None) or str(exc))))
                         continue
@@ -665,7 +668,7 @@ class BatchJob:
         if self.delete_zip:
             try:
                 self._delete_zip(etag)
-            except StoreError as exc:
+            except AnimlError as exc:
                 raise self._fail(f"every image is written, but the zip was not deleted: {exc.message}") \
                     from None
             r.zip_deleted = True
@@ -682,7 +685,7 @@ class BatchJob:
             try:
                 self.src.s3.delete_object(Bucket=self.src.bucket, Key=self.key, IfMatch=f'"{etag}"')
             except AWS_ERRORS as exc:
-                raise StoreError(f"DeleteObject {self.src.uri(self.key)}: {error_code(exc)}") from None
+                raise translate(exc, f"DeleteObject {self.src.uri(self.key)}") from None
         else:
             self.src.delete(self.key)
 
@@ -726,3 +729,22 @@ class BatchJob:
                 self.src.delete(self.key)
         self.result.parked = True
         self.say(f"maintenance mode: {self.key} parked in {lot.uri(self.key)}")
+
+
+def run_task(ctx: StageContext, api: Api, task: Task, **kw: Any) -> Result:
+    """The job as the container runs it on an AWS stage: the zip of `task`, its entries into the
+    stage's ingestion bucket; the zip is deleted at the end when it is in that bucket."""
+    src = ctx.store_for_bucket(task.bucket)
+    delete = task.bucket == ctx.bucket("ingestion")
+    return BatchJob(ctx, api, src, task.key, task.batch, delete_zip=delete, **kw).run()
+
+
+def summary(r: Result) -> dict[str, Any]:
+    """The job's result as JSON (the `batch run` command prints it)."""
+    return {"batch": r.batch, "total": r.total, "written": len(r.written), "resumed": r.resumed,
+            "present": r.present, "skipped": len(r.skipped),
+            "failed": [{"entry": e.name, "error": why} for e, why in r.failed],
+            "unreadable": [{"entry": e.name, "reason": e.reason} for e in r.entries if e.failed],
+            "parked": r.parked, "zip_deleted": r.zip_deleted, "stack": r.stack,
+            "stack_created": r.stack_created, "updates": r.updates,
+            "zip_gets": r.reads.gets, "zip_bytes_read": r.reads.bytes}

@@ -140,6 +140,7 @@ class S3RangeReader(io.RawIOBase):
                 return
             start = max(0, self.size - TAIL_BYTES)
             p.data, p.start = self._get(start, self.size).read(), start
+            self.stats.bytes += len(p.data)
 
     def _from_stream(self, n: int) -> bytes:
         pos = self._pos
