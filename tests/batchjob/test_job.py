@@ -41,7 +41,8 @@ def world(aws_mock, api_stub, monkeypatch) -> dict[str, Any]:  # noqa: ANN001
     ssm.put_parameter(Name=f"/api/url-{STAGE}", Value=api_stub.url, Type="String")
     monkeypatch.setenv("API_KEY", api_stub.api_key)
     inference_function()
-    return {"s3": s3, "ssm": ssm, "stub": api_stub, "cfn": boto3.client("cloudformation", region_name="us-west-2")}
+    cfn = boto3.client("cloudformation", region_name="us-west-2")
+    return {"s3": s3, "ssm": ssm, "stub": api_stub, "cfn": cfn}
 
 
 def make_zip(entries: list[tuple[str, bytes]], method: int = zipfile.ZIP_DEFLATED) -> bytes:
@@ -185,7 +186,8 @@ def test_another_object_under_an_entry_key_is_never_overwritten(world: dict[str,
 def test_a_failed_stack_ends_the_job(world: dict[str, Any]) -> None:
     """No batchinference function: moto fails the event-source mapping and leaves the stack
     CREATE_IN_PROGRESS; the wait times out, the batch error says why, nothing is written."""
-    boto3.client("lambda", region_name="us-west-2").delete_function(FunctionName="animl-api-dev-batchinference")
+    boto3.client("lambda", region_name="us-west-2").delete_function(
+        FunctionName="animl-api-dev-batchinference")
     s3 = world["s3"]
     s3.put_object(Bucket=ING, Key=ZIP, Body=make_zip([("a.jpg", image(1))]))
     with pytest.raises(JobFailed, match="still CREATE_IN_PROGRESS"):
@@ -294,4 +296,4 @@ def test_not_a_zip_is_a_batch_error_and_stays(world: dict[str, Any]) -> None:
 def test_a_bad_task_is_refused(text: str | None, message: str) -> None:
     with pytest.raises(InputError, match=message):
         Task.parse(text)
-    assert Task.parse('{"Bucket": "b", "Key": "%s", "errors": []}' % ZIP) == Task("b", ZIP, BATCH)
+    assert Task.parse(f'{{"Bucket": "b", "Key": "{ZIP}", "errors": []}}') == Task("b", ZIP, BATCH)
