@@ -15,7 +15,14 @@ from typing import TYPE_CHECKING, Any
 import botocore.exceptions
 
 from animl_ingest_cli.config import REGION
-from animl_ingest_cli.errors import AccessDenied, AnimlError, CredentialsError, NotFound, StoreError
+from animl_ingest_cli.errors import (
+    AccessDenied,
+    AnimlError,
+    Conflict,
+    CredentialsError,
+    NotFound,
+    StoreError,
+)
 
 if TYPE_CHECKING:
     import boto3
@@ -23,6 +30,7 @@ if TYPE_CHECKING:
 # boto3 is imported on first use: a quarter of a second of start-up the local stage never needs.
 _lock = threading.Lock()
 _sessions: dict[str | None, boto3.session.Session] = {}
+REGION_ENV = ("AWS_REGION", "AWS_DEFAULT_REGION")  # in this order; then config.REGION
 RETRY_SETTINGS: dict[str, Any] = {"retries": {"mode": "standard", "max_attempts": 5},
                                   "max_pool_connections": 64, "connect_timeout": 10, "read_timeout": 60}
 
@@ -45,7 +53,7 @@ def session() -> boto3.session.Session:
     profile = _profile()
     with _lock:
         if profile not in _sessions:
-            region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or REGION
+            region = next((os.environ[v] for v in REGION_ENV if os.environ.get(v)), REGION)
             try:
                 _sessions[profile] = boto3.session.Session(profile_name=profile, region_name=region)
             except botocore.exceptions.ProfileNotFound as exc:
@@ -108,6 +116,11 @@ ERROR_CODES: dict[str, tuple[type[AnimlError], str | None]] = {
     "NotFound": (NotFound, "no such object"),
     "NoSuchBucket": (NotFound, "no such bucket"),
     "ResourceNotFoundException": (NotFound, "not found"),
+    # a conditional write or delete whose condition did not hold (stores.py, docs/concurrency.md)
+    "PreconditionFailed": (Conflict, None),
+    "412": (Conflict, "precondition failed"),
+    "ConditionalRequestConflict": (Conflict, None),
+    "409": (Conflict, "conflicting conditional request"),
 }
 AWS_ERRORS = (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError)
 

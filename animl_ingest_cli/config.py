@@ -3,6 +3,8 @@
 Names follow CONTRACT.md: buckets default to `animl-images-<kind>-<stage>` and are overridden by the
 stack's SSM parameters when those exist; the API URL comes from `/api/url-<stage>`; the API key from
 env `API_KEY` (the deployed function), else `ANIML_API_KEY`, else Secrets Manager `api-key-<stage>`.
+These are the names; `context.StageContext` resolves them for a stage and records where each value
+came from.
 """
 
 from __future__ import annotations
@@ -18,6 +20,13 @@ STAGES = ("local", "dev", "prod")
 DEFAULT_STAGE = "local"
 BUCKET_KINDS = ("ingestion", "serving", "dead-letter", "parkinglot")
 MAINTENANCE_CACHE_SECONDS = 15.0
+API_KEY_ENV = ("API_KEY", "ANIML_API_KEY")  # in this order; then the stage's secret
+
+
+def maintenance_flag(value: str | None) -> bool:
+    """What the maintenance parameter means, as the ingest function obeys it: the String `true` (any
+    case, spaces ignored) is on; anything else, or a missing parameter (None), is off."""
+    return value is not None and value.strip().lower() == "true"
 
 
 def check_stage(stage: str | None) -> str:

@@ -17,11 +17,11 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from animl_ingest_cli import keys
-from animl_ingest_cli.api import Api, api_for
+from animl_ingest_cli.api import Api
 from animl_ingest_cli.api_local import check_md
 from animl_ingest_cli.context import StageContext
 from animl_ingest_cli.errors import AnimlError, ApiError, ImageError, StoreError
-from animl_ingest_cli.images import make_thumbnails
+from animl_ingest_cli.images import decode_cost_error, make_thumbnails
 from animl_ingest_cli.metadata import read_metadata
 from animl_ingest_cli.stores import MAX_OBJECT_BYTES, S3Store, Store, TooLarge
 
@@ -118,7 +118,7 @@ class Ingestor:
         if self._api is None:
             with self._api_lock:
                 if self._api is None:
-                    self._api = api_for(self.ctx, time_left=self.time_left)
+                    self._api = self.ctx.api(time_left=self.time_left)
         return self._api
 
     def is_ingestion_source(self, src: Store) -> bool:
@@ -280,8 +280,11 @@ class Ingestor:
             out.outcome, out.error, out.complete = FAILED, exc.message, False
             return out
         md = self.build_md(src, key, data, batch)
+        too_costly = decode_cost_error(data)  # would outlast the function: no record is made
         if self.dry_run:
-            return self._plan(md, out)
+            return self._plan(md, out, [too_costly] if too_costly else None)
+        if too_costly:
+            return self._dead_letter(src, key, md, data, [too_costly], None, out, delete_source)
         with self._one_at_a_time(str(md.get("Hash"))):
             return self._record_and_serve(src, key, data, md, out, delete_source)
 
@@ -325,10 +328,10 @@ class Ingestor:
             return out
         return self._dead_letter(src, key, md, b"", [TOO_LARGE], None, out, delete_source)
 
-    def _plan(self, md: dict[str, Any], out: Outcome) -> Outcome:
+    def _plan(self, md: dict[str, Any], out: Outcome, errors: list[str] | None = None) -> Outcome:
         out.planned = True
         try:
-            errors = check_md(md).errors
+            errors = errors or check_md(md).errors
         except ApiError as exc:
             errors = [exc.message]
         ext = md.get("FileTypeExtension") or "jpg"

@@ -144,7 +144,5 @@ def _render(summary: dict, results: list[Outcome], local: bool, ctx) -> None:  #
         for o in results[:50]:
             info(f"would {o.outcome}: {o.source} -> {', '.join(o.destinations) or o.reason or ''}")
     if local and not summary["dry_run"]:
-        b = ctx.buckets()
-        root = ctx.local_root / "buckets"
-        info(f"served images: {root / b['serving'].value}; dead letters: {root / b['dead-letter'].value}; "
-             f"catalog: {ctx.local_root / 'catalog.sqlite'}")
+        info(f"served images: {ctx.bucket_dir(ctx.bucket('serving'))}; "
+             f"dead letters: {ctx.bucket_dir(ctx.bucket('dead-letter'))}; catalog: {ctx.catalog_path}")
