@@ -45,12 +45,20 @@ from typing import Any
 
 from animl_ingest_cli import keys
 from animl_ingest_cli.api import Api, one_line
-from animl_ingest_cli.aws import AWS_ERRORS, error_code, translate
+from animl_ingest_cli.aws import AWS_ERRORS, error_code, translated
 from animl_ingest_cli.batchjob import entries as ent
 from animl_ingest_cli.batchjob.stack import DEFAULT_POLL, DEFAULT_TIMEOUT, StackFailed, ensure_stack
 from animl_ingest_cli.batchjob.zipread import Pinned, ReadStats, S3RangeReader
 from animl_ingest_cli.context import StageContext
-from animl_ingest_cli.errors import EXIT_INTERRUPTED, AnimlError, ApiError, InputError, StoreError
+from animl_ingest_cli.errors import (
+    EXIT_INTERRUPTED,
+    AnimlError,
+    ApiError,
+    Conflict,
+    InputError,
+    NotFound,
+    StoreError,
+)
 from animl_ingest_cli.stores import LocalStore, S3Store, Store
 
 log = logging.getLogger("animl_ingest.batch")
@@ -132,157 +140,13 @@ class Result:
 
 
 # --- where entries are written ---------------------------------------------------------------------
-class Target:
-    """The ingestion bucket, as the job writes it."""
-
-    bucket: str
-
-    def uri(self, key: str) -> str:
-        raise NotImplementedError
-
-    def put_new(self, key: str, data: bytes, content_type: str, crc: int) -> bool:
-        """Write unless something is there already; False when something was."""
-        raise NotImplementedError
-
-    def put_new_parts(self, key: str, fh: Any, content_type: str, crc: int) -> bool:
-        raise NotImplementedError
-
-    def head(self, key: str) -> tuple[int, str] | None:
-        """(size, CRC metadata) of what is at the key, None when nothing is."""
-        raise NotImplementedError
-
-    def put_json(self, key: str, doc: dict[str, Any]) -> None:
-        raise NotImplementedError
-
-    def get_json(self, key: str) -> dict[str, Any] | None:
-        raise NotImplementedError
-
-    def keys(self, prefix: str) -> builtins.list[str]:
-        raise NotImplementedError
-
-    def delete(self, keys_: builtins.list[str]) -> None:
-        raise NotImplementedError
-
-
 def _crc_hex(crc: int) -> str:
     return f"{crc:08x}"
 
 
-class S3Target(Target):
-    """S3: conditional writes (`If-None-Match: *` on PutObject and CompleteMultipartUpload)."""
-
-    def __init__(self, s3: Any, bucket: str) -> None:
-        self.s3, self.bucket = s3, bucket
-
-    def uri(self, key: str) -> str:
-        return f"s3://{self.bucket}/{key}"
-
-    def _fail(self, exc: Exception, op: str, key: str) -> AnimlError:
-        return translate(exc, f"{op} {self.uri(key)}")
-
-    @staticmethod
-    def _exists(exc: Exception) -> bool:
-        # 412: the key holds an object; 409: another write to it is in progress
-        return error_code(exc) in ("PreconditionFailed", "412", "ConditionalRequestConflict", "409")
-
-    def put_new(self, key: str, data: bytes, content_type: str, crc: int) -> bool:
-        try:
-            self.s3.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type,
-                               Metadata={CRC_META: _crc_hex(crc)}, IfNoneMatch="*")
-        except AWS_ERRORS as exc:
-            if self._exists(exc):
-                return False
-            raise self._fail(exc, "PutObject", key) from None
-        return True
-
-    def put_new_parts(self, key: str, fh: Any, content_type: str, crc: int) -> bool:
-        """A multipart upload, one part in memory at a time. (boto3's transfer manager cannot send
-        If-None-Match on CompleteMultipartUpload, so the parts are sent here.)"""
-        try:
-            up = self.s3.create_multipart_upload(Bucket=self.bucket, Key=key, ContentType=content_type,
-                                                 Metadata={CRC_META: _crc_hex(crc)})
-        except AWS_ERRORS as exc:
-            raise self._fail(exc, "CreateMultipartUpload", key) from None
-        upload_id = up["UploadId"]
-        parts: list[dict[str, Any]] = []
-        try:
-            n = 1
-            while True:
-                chunk = fh.read(PART_BYTES)
-                if not chunk and parts:
-                    break
-                r = self.s3.upload_part(Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=n,
-                                        Body=chunk)
-                parts.append({"PartNumber": n, "ETag": r["ETag"]})
-                n += 1
-                if len(chunk) < PART_BYTES:
-                    break
-            self.s3.complete_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id,
-                                              MultipartUpload={"Parts": parts}, IfNoneMatch="*")
-        except AWS_ERRORS as exc:
-            self._abort(key, upload_id)
-            if self._exists(exc):
-                return False
-            raise self._fail(exc, "multipart upload", key) from None
-        except BaseException:
-            self._abort(key, upload_id)
-            raise
-        return True
-
-    def _abort(self, key: str, upload_id: str) -> None:
-        with contextlib.suppress(*AWS_ERRORS):
-            self.s3.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
-
-    def head(self, key: str) -> tuple[int, str] | None:
-        try:
-            r = self.s3.head_object(Bucket=self.bucket, Key=key)
-        except AWS_ERRORS as exc:
-            if error_code(exc) in ("404", "NoSuchKey", "NotFound"):
-                return None
-            raise self._fail(exc, "HeadObject", key) from None
-        return int(r["ContentLength"]), str((r.get("Metadata") or {}).get(CRC_META, ""))
-
-    def put_json(self, key: str, doc: dict[str, Any]) -> None:
-        try:
-            self.s3.put_object(Bucket=self.bucket, Key=key, Body=json.dumps(doc).encode(),
-                               ContentType="application/json")
-        except AWS_ERRORS as exc:
-            raise self._fail(exc, "PutObject", key) from None
-
-    def get_json(self, key: str) -> dict[str, Any] | None:
-        try:
-            body = self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
-        except AWS_ERRORS as exc:
-            if error_code(exc) in ("404", "NoSuchKey"):
-                return None
-            raise self._fail(exc, "GetObject", key) from None
-        try:
-            doc = json.loads(body)
-        except ValueError:
-            return None
-        return doc if isinstance(doc, dict) else None
-
-    def keys(self, prefix: str) -> builtins.list[str]:
-        out: list[str] = []
-        try:
-            for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket,
-                                                                         Prefix=prefix):
-                out.extend(o["Key"] for o in page.get("Contents", []))
-        except AWS_ERRORS as exc:
-            raise self._fail(exc, "ListObjectsV2", prefix) from None
-        return out
-
-    def delete(self, keys_: builtins.list[str]) -> None:
-        for i in range(0, len(keys_), 1000):
-            try:
-                self.s3.delete_objects(Bucket=self.bucket, Delete={
-                    "Objects": [{"Key": k} for k in keys_[i:i + 1000]], "Quiet": True})
-            except AWS_ERRORS as exc:
-                raise self._fail(exc, "DeleteObjects", keys_[i]) from None
-
-
-class StoreTarget(Target):
-    """Any other store (the local stage's folders): one writer, so HEAD then write is enough."""
+class Target:
+    """The ingestion bucket, as the job writes it: the store's create-only-if-absent writes
+    (`If-None-Match: *` on S3; a lock file on the local stage)."""
 
     def __init__(self, store: Store) -> None:
         self.store, self.bucket = store, store.bucket
@@ -291,15 +155,18 @@ class StoreTarget(Target):
         return self.store.uri(key)
 
     def put_new(self, key: str, data: bytes, content_type: str, crc: int) -> bool:
-        if self.store.head(key) is not None:
+        """Write unless the key holds an object already; False when it does."""
+        try:
+            self.store.put(key, data, content_type, {CRC_META: _crc_hex(crc)}, if_none_match=True)
+        except Conflict:
             return False
-        self.store.put(key, data, content_type, {CRC_META: _crc_hex(crc)})
         return True
 
     def put_new_parts(self, key: str, fh: Any, content_type: str, crc: int) -> bool:
         return self.put_new(key, fh.read(), content_type, crc)
 
     def head(self, key: str) -> tuple[int, str] | None:
+        """(size, CRC metadata) of what is at the key, None when nothing is."""
         info = self.store.head(key)
         return None if info is None else (info.size, info.metadata.get(CRC_META, ""))
 
@@ -309,7 +176,9 @@ class StoreTarget(Target):
     def get_json(self, key: str) -> dict[str, Any] | None:
         try:
             doc = json.loads(self.store.get(key))
-        except (StoreError, ValueError):
+        except NotFound:
+            return None
+        except ValueError:
             return None
         return doc if isinstance(doc, dict) else None
 
@@ -320,6 +189,50 @@ class StoreTarget(Target):
         failed = self.store.delete_many(keys_)
         if failed:
             raise StoreError(f"delete {self.uri(failed[0][0])}: {failed[0][1]}")
+
+
+class S3Target(Target):
+    """S3: large entries in parts, `If-None-Match: *` on CompleteMultipartUpload."""
+
+    def __init__(self, store: S3Store) -> None:
+        super().__init__(store)
+        self.s3 = store.s3
+
+    def put_new_parts(self, key: str, fh: Any, content_type: str, crc: int) -> bool:
+        """A multipart upload, one part in memory at a time. (boto3's transfer manager cannot send
+        If-None-Match on CompleteMultipartUpload, so the parts are sent here.)"""
+        with translated(f"CreateMultipartUpload {self.uri(key)}"):
+            up = self.s3.create_multipart_upload(Bucket=self.bucket, Key=key, ContentType=content_type,
+                                                 Metadata={CRC_META: _crc_hex(crc)})
+        upload_id = up["UploadId"]
+        parts: list[dict[str, Any]] = []
+        try:
+            n = 1
+            while True:
+                chunk = fh.read(PART_BYTES)
+                if not chunk and parts:
+                    break
+                with translated(f"UploadPart {self.uri(key)}"):
+                    r = self.s3.upload_part(Bucket=self.bucket, Key=key, UploadId=upload_id,
+                                            PartNumber=n, Body=chunk)
+                parts.append({"PartNumber": n, "ETag": r["ETag"]})
+                n += 1
+                if len(chunk) < PART_BYTES:
+                    break
+            with translated(f"CompleteMultipartUpload {self.uri(key)}"):
+                self.s3.complete_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id,
+                                                  MultipartUpload={"Parts": parts}, IfNoneMatch="*")
+        except Conflict:
+            self._abort(key, upload_id)
+            return False
+        except BaseException:
+            self._abort(key, upload_id)
+            raise
+        return True
+
+    def _abort(self, key: str, upload_id: str) -> None:
+        with contextlib.suppress(*AWS_ERRORS):
+            self.s3.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
 
 
 # --- the progress journal ----------------------------------------------------------------------------
@@ -385,8 +298,7 @@ class BatchJob:
         self.stack_timeout, self.stack_poll = stack_timeout, stack_poll
         self.say = say or log.info
         ingestion = ctx.store("ingestion")
-        self.target: Target = (S3Target(ingestion.s3, ingestion.bucket) if isinstance(ingestion, S3Store)
-                               else StoreTarget(ingestion))
+        self.target = S3Target(ingestion) if isinstance(ingestion, S3Store) else Target(ingestion)
         self.result = Result(batch)
         self._stop = threading.Event()
         self._stop_reason = ""
@@ -681,13 +593,8 @@ class BatchJob:
         self._update(processingEnd=now_iso())
 
     def _delete_zip(self, etag: str) -> None:
-        if isinstance(self.src, S3Store):
-            try:
-                self.src.s3.delete_object(Bucket=self.src.bucket, Key=self.key, IfMatch=f'"{etag}"')
-            except AWS_ERRORS as exc:
-                raise translate(exc, f"DeleteObject {self.src.uri(self.key)}") from None
-        else:
-            self.src.delete(self.key)
+        """Only the zip that was read: a new upload under the same key stays (`If-Match`)."""
+        self.src.delete(self.key, if_match=etag)
 
     def _zip_gone(self) -> Result:
         """No zip: done already if an earlier run extracted everything and deleted it (it then died
@@ -722,11 +629,13 @@ class BatchJob:
             if parked is None or parked.size != info.size:
                 raise self._fail("parking the zip failed: the parked copy is not the zip")
             if self.delete_zip:
-                self._delete_zip(info.etag)
+                self.src.delete(self.key, if_match=info.etag)
         else:
-            lot.copy_from(self.src, self.key, self.key, content_type="application/zip")
-            if self.delete_zip:
-                self.src.delete(self.key)
+            info = self.src.head(self.key)
+            lot.copy_from(self.src, self.key, self.key, content_type="application/zip",
+                          source_etag=info.etag if info else None)
+            if self.delete_zip and info is not None:
+                self.src.delete(self.key, if_match=info.etag)
         self.result.parked = True
         self.say(f"maintenance mode: {self.key} parked in {lot.uri(self.key)}")
 
