@@ -61,13 +61,18 @@ def session() -> boto3.session.Session:
         return _sessions[profile]
 
 
-def client(service: str) -> Any:
-    """A boto3 client with standard retry mode. Clients are thread-safe; sessions are not."""
+def client(service: str, max_pool_connections: int | None = None) -> Any:
+    """A boto3 client with standard retry mode. Clients are thread-safe; sessions are not.
+    `max_pool_connections`: the HTTP connections it keeps (the default suits 32 threads); give the
+    number of requests the caller has under way at once, or threads open and drop their own."""
     from botocore.config import Config
 
+    settings = dict(RETRY_SETTINGS)
+    if max_pool_connections is not None:
+        settings["max_pool_connections"] = max(max_pool_connections, RETRY_SETTINGS["max_pool_connections"])
     sess = session()
     with _lock:
-        return sess.client(service, config=Config(**RETRY_SETTINGS))
+        return sess.client(service, config=Config(**settings))
 
 
 def reset() -> None:

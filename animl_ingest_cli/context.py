@@ -9,6 +9,7 @@ CLI never talks to AWS directly.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import threading
@@ -199,8 +200,13 @@ class StageContext:
 
 
 def open_stage(stage: str | None = None, client_factory: Callable[[str], Any] | None = None,
-               local_root: Path | None = None) -> StageContext:
-    """Validate the stage and build its context. The local stage's folders live in ANIML_LOCAL_DIR."""
+               local_root: Path | None = None, connections: int | None = None) -> StageContext:
+    """Validate the stage and build its context. The local stage's folders live in ANIML_LOCAL_DIR.
+    `connections`: requests the caller keeps under way at once; the AWS clients' connection pools
+    are sized for them (ignored with a `client_factory`, which makes its own clients)."""
     name = check_stage(stage)
     root = local_root or (local_dir() if name == "local" else None)
-    return StageContext(name, client_factory or aws.client, root)
+    if client_factory is None:
+        client_factory = aws.client if connections is None else functools.partial(
+            aws.client, max_pool_connections=connections)
+    return StageContext(name, client_factory, root)

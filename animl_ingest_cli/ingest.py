@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import urllib.parse
 from collections.abc import Callable, Iterator
@@ -100,7 +101,7 @@ class Ingestor:
 
     def __init__(self, ctx: StageContext, api: Api | None = None, *, dry_run: bool = False,
                  time_left: Callable[[], float] | None = None,
-                 on_outcome: Callable[[Outcome], None] | None = None) -> None:
+                 on_outcome: Callable[[Outcome], None] | None = None, cpu_slots: int | None = None) -> None:
         self.ctx = ctx
         self._api = api
         self.dry_run = dry_run
@@ -109,6 +110,12 @@ class Ingestor:
         self._same_bytes: dict[str, tuple[threading.Lock, list[int]]] = {}
         self._same_bytes_lock = threading.Lock()
         self._api_lock = threading.Lock()
+        self.use_cpu_slots(cpu_slots or os.cpu_count() or 1)
+
+    def use_cpu_slots(self, n: int) -> None:
+        """At most `n` objects do pixel work (md5, metadata, decode, thumbnails) at the same moment,
+        however many wait on the network (the pool sets it; see pool.py)."""
+        self._cpu = threading.BoundedSemaphore(max(1, n))
 
     # --- collaborators ----------------------------------------------------------------------------
     @property
@@ -279,8 +286,9 @@ class Ingestor:
         except StoreError as exc:
             out.outcome, out.error, out.complete = FAILED, exc.message, False
             return out
-        md = self.build_md(src, key, data, batch)
-        too_costly = decode_cost_error(data)  # would outlast the function: no record is made
+        with self._cpu:
+            md = self.build_md(src, key, data, batch)
+            too_costly = decode_cost_error(data)  # would outlast the function: no record is made
         if self.dry_run:
             return self._plan(md, out, [too_costly] if too_costly else None)
         if too_costly:
@@ -352,7 +360,8 @@ class Ingestor:
         ext = md.get("FileTypeExtension") or keys.file_name(key).rsplit(".", 1)[-1]
         ctype = md.get("MIMEType") or keys.content_type_for(key)
         targets = keys.serving_keys(image_id, ext)
-        medium, small = make_thumbnails(data)
+        with self._cpu:
+            medium, small = make_thumbnails(data)
         origin = {"source-bucket": quote_meta(src.bucket), "source-key": quote_meta(key)}
         written: list[str] = []  # each key before its write: a write that failed may have landed
         try:
@@ -475,6 +484,13 @@ def summarize(outcomes: list[Outcome]) -> dict[str, Any]:
             incomplete += 1
     return {"total": len(outcomes), "outcomes": counts, "dead_letter_reasons": reasons,
             "incomplete": incomplete}
+
+
+def all_good(outcomes: list[Outcome]) -> bool:
+    """Every object served, parked, handed to AWS Batch or skipped, and nothing left for a rerun
+    (what exit code 0 means)."""
+    good = {SERVED, PARKED, BATCH_SUBMITTED, SKIPPED}
+    return all(o.outcome in good and o.complete for o in outcomes)
 
 
 def md_json(md: dict[str, Any]) -> str:
