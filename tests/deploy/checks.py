@@ -129,6 +129,14 @@ DELETE_STACK_NEEDS = {
     "lambda:DeleteEventSourceMapping": _BY_CLOUDFORMATION.format("event-source mapping"),
 }
 
+# The bulk-upload job runs in AWS Batch with a role of its own; the function and the operator reach
+# its code only through the local stage, where `Ingestor._local_batch` unpacks zips with it.
+_JOB_ONLY = {(f"animl_ingest_cli.batchjob.{module}", function):
+             "the bulk-upload job's own calls: deployed, it runs in AWS Batch with its job role"
+             for module, function in (("stack", "ensure_stack"), ("stack", "_describe"),
+                                      ("stack", "_failure_reasons"), ("job", "S3Target.put_new_parts"),
+                                      ("job", "S3Target._abort"))}
+
 FUNCTION = Scope(
     name="function role",
     policy=lambda stage: role_policy(load_template(), {"Stage": stage}),
@@ -153,6 +161,7 @@ FUNCTION = Scope(
     excluded_calls={
         ("animl_ingest_cli.params", "SsmParams.put"):
             "imported with params, but only operators write parameters (maintenance on/off)",
+        **_JOB_ONLY,
     },
 )
 
@@ -176,6 +185,7 @@ OPERATOR = Scope(
             "only the teardown function's hourly sweep reports dead letters (with its own role)",
         ("animl_ingest_cli.batchjob.teardown", "_mark_reported"):
             "only the teardown function's hourly sweep reports dead letters (with its own role)",
+        **_JOB_ONLY,
     },
 )
 
