@@ -51,9 +51,7 @@ def run(
         ok = all(o.complete for o in outcomes)
         _show(result, json_out)
         raise typer.Exit(0 if ok else 1)
-    from animl_ingest_cli.api import api_for
-
-    r = run_task(ctx, api_for(ctx), parsed, workers=workers, stack_timeout=stack_timeout,
+    r = run_task(ctx, ctx.api(), parsed, workers=workers, stack_timeout=stack_timeout,
                  say=lambda m: info(m))
     _show(summary(r), json_out)
 
