@@ -22,7 +22,7 @@ from animl_ingest_cli.aws import AWS_ERRORS, translate
 from animl_ingest_cli.batchjob.entries import DIRECTORY, MAX_ENTRIES, MAX_ENTRY_BYTES, plan
 from animl_ingest_cli.context import StageContext
 from animl_ingest_cli.errors import ConfigError, InputError, NotFound, StoreError
-from animl_ingest_cli.stores import ObjectInfo
+from animl_ingest_cli.stores import ObjectInfo, Store
 
 
 @dataclass

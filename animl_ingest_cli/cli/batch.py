@@ -45,6 +45,7 @@ def run(
         from animl_ingest_cli.ingest import Ingestor, summarize
 
         outcomes = Ingestor(ctx).process(ctx.store_for_bucket(parsed.bucket), parsed.key,
+                                         delete_source=parsed.bucket == ctx.bucket("ingestion"),
                                          batch=parsed.batch)
         result = summarize(outcomes)
         result["results"] = [o.to_json() for o in outcomes]
