@@ -19,7 +19,6 @@ from typing import Any
 
 from animl_ingest_cli import keys
 from animl_ingest_cli.api import Api
-from animl_ingest_cli.api_local import check_md
 from animl_ingest_cli.context import StageContext
 from animl_ingest_cli.errors import AnimlError, ApiError, ImageError, StoreError
 from animl_ingest_cli.images import decode_cost_error, make_thumbnails
@@ -300,6 +299,8 @@ class Ingestor:
 
     def _plan(self, md: dict[str, Any], out: Outcome, errors: list[str] | None = None) -> Outcome:
         out.planned = True
+        from animl_ingest_cli.api_local import check_md  # dry runs only: sqlite3 stays out of the Lambda
+
         try:
             errors = errors or check_md(md).errors
         except ApiError as exc:

@@ -24,8 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from animl_ingest_cli.ingest import SKIPPED, Ingestor, Outcome
-from animl_ingest_cli.sources import WorkItem
-from animl_ingest_cli.stores import MAX_OBJECT_BYTES
+from animl_ingest_cli.stores import MAX_OBJECT_BYTES, Store
 
 MB = 1024 * 1024
 UNKNOWN_SIZE = 8 * MB      # held for an object whose size the listing did not give (the API's limit)
@@ -33,6 +32,19 @@ DEFAULT_BYTES = 256 * MB   # source bytes in flight, by default
 MAX_IMAGES = 256
 REQUESTS_PER_IMAGE = 3     # an object has at most three S3 requests under way at once (serving writes)
 SPARE_CONNECTIONS = 8      # the listing, SSM, and a dead-letter HEAD beside the images' requests
+
+
+@dataclass
+class WorkItem:
+    """One object for the pool: where it is, whether its source goes after the copy, its batch.
+    Made by sources.iter_work (the CLI's sources), the Lambda (event records), the batch job."""
+
+    store: Store
+    key: str
+    delete_source: bool
+    batch: str | None = None
+    skip_reason: str | None = None  # set for zip entries that must not be processed
+    size: int | None = None  # bytes, as listed (the pool's memory budget); None when not known
 
 
 def cpu_count() -> int:

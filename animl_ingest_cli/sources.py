@@ -16,17 +16,8 @@ from animl_ingest_cli.batches import ZipSource
 from animl_ingest_cli.context import StageContext
 from animl_ingest_cli.errors import InputError
 from animl_ingest_cli.files import iter_image_files
-from animl_ingest_cli.stores import LocalStore, Store
-
-
-@dataclass
-class WorkItem:
-    store: Store
-    key: str
-    delete_source: bool
-    batch: str | None = None
-    skip_reason: str | None = None  # set for zip entries that must not be processed
-    size: int | None = None  # bytes, as listed (the pool's memory budget); None when not known
+from animl_ingest_cli.pool import WorkItem
+from animl_ingest_cli.stores import LocalStore
 
 
 @dataclass
