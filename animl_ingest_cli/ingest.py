@@ -174,7 +174,7 @@ class Ingestor:
 
     # --- bulk uploads -----------------------------------------------------------------------------
     def _batch(self, src: Store, key: str, delete_source: bool) -> list[Outcome]:
-        from animl_ingest_cli.batches import run_local_batch, submit_batch_job
+        from animl_ingest_cli.batches import submit_batch_job
 
         batch = keys.batch_id(key)
         out = Outcome(src.uri(key), key, BATCH_SUBMITTED)
@@ -185,7 +185,7 @@ class Ingestor:
             out.planned, out.reason = True, "would be unpacked by the batch job"
             return [out]
         if self.ctx.is_local:
-            return run_local_batch(self, src, key, batch, delete_source, out)
+            return self._local_batch(src, key, batch, delete_source, out)
         if not delete_source:  # the batch job unpacks into the bucket it reads: only ingestion's zips
             out.outcome, out.reason = SKIPPED, ("a bulk-upload zip outside the ingestion bucket: "
                                                 "download it and give the file to `ingest`")
@@ -197,6 +197,44 @@ class Ingestor:
             return [out]
         out.reason = f"AWS Batch job {job}"
         return [out]
+
+    def _local_batch(self, src: Store, key: str, batch: str, delete_source: bool,
+                     out: Outcome) -> list[Outcome]:
+        """The local stage has no AWS Batch and no S3 events: the bulk-upload job itself unpacks the
+        zip into the ingestion bucket, then each image written is processed as its event would be."""
+        from animl_ingest_cli.batchjob import entries
+        from animl_ingest_cli.batchjob.job import BatchJob
+
+        job = BatchJob(self.ctx, self.api, src, key, batch, delete_zip=delete_source)
+        done = True
+        try:
+            r = job.run()
+        except AnimlError as exc:
+            out.error, out.complete, done = exc.message, False, False
+            r = job.result
+        results: list[Outcome] = []
+        for e in r.entries:
+            if e.problem and e.problem != entries.DIRECTORY:
+                results.append(Outcome(src.uri(key) + "!" + e.name, e.name,
+                                       FAILED if e.failed else SKIPPED, reason=e.reason,
+                                       complete=not e.failed))
+        for e, why in r.failed:
+            results.append(Outcome(src.uri(key) + "!" + e.name, e.name, FAILED, error=why, complete=False))
+        if r.parked:
+            out.outcome, out.reason = PARKED, "maintenance mode"
+            return [out, *results]
+        ingestion = self.ctx.store("ingestion")
+        out.reason = f"unpacked {len(r.written)} images locally"
+        out.destinations.extend(ingestion.uri(k) for k in r.written)
+        for target in r.written:
+            if ingestion.head(target) is not None:  # an earlier run may have processed it already
+                results.extend(self.run(ingestion, target, delete_source=True))
+        if done:
+            try:
+                job.processing_end()
+            except ApiError as exc:
+                log.warning("updateBatch processingEnd for %s failed: %s", batch, exc.message)
+        return [out, *results]
 
     # --- images -----------------------------------------------------------------------------------
     def build_md(self, src: Store, key: str, data: bytes, batch: str | None = None) -> dict[str, Any]:
