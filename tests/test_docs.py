@@ -32,6 +32,15 @@ def _slug(heading: str) -> str:
     return text.replace(" ", "-")
 
 
+def test_the_readme_reads_in_ten_minutes() -> None:
+    """Depth goes into docs/ (the README's documentation table links each file)."""
+    lines = README.read_text(encoding="utf-8").count("\n")
+    assert lines < 300, f"README.md has {lines} lines: move depth into docs/"
+    text = README.read_text(encoding="utf-8")
+    unlinked = [d.name for d in DOCS if f"(docs/{d.name})" not in text]
+    assert not unlinked, f"docs/ files the README does not link: {unlinked}"
+
+
 def test_the_app_has_families() -> None:
     assert {"ingest", "inspect", "maintenance", "unpark", "deadletter", "config"} <= set(FAMILIES)
 
