@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import random
 import re
 import threading
@@ -23,7 +24,7 @@ import botocore.exceptions
 import requests
 import urllib3
 
-from animl_ingest_cli import redact
+from animl_ingest_cli import keys, redact
 from animl_ingest_cli.aws import error_code, is_credentials_error
 from animl_ingest_cli.context import api_key_from_env
 from animl_ingest_cli.errors import ApiError, ConfigError, CredentialsError
@@ -156,10 +157,10 @@ _ERRNO = re.compile(r"\[Errno -?\d+\] [^'\")\]]+")
 def _transport_text(exc: requests.RequestException) -> str:
     """A stable text for a transport error (no object addresses: it may name a dead-letter folder)."""
     if isinstance(exc, requests.Timeout):
-        return "animl-api timed out"
+        return keys.API_TIMEOUT_TEXT
     found = _ERRNO.search(str(exc))
     reason = found.group(0).strip() if found else type(exc).__name__
-    return one_line(f"animl-api unreachable: {reason}")
+    return one_line(f"{keys.API_UNREACHABLE_TEXT}: {reason}")
 
 
 def _json_default(value: Any) -> Any:
@@ -186,9 +187,8 @@ class GraphQLApi:
             raise ConfigError("no API URL given")
         if not api_key:
             raise ConfigError("no API key given")
-        redact.register(api_key)
         self.url = url
-        self._api_key = api_key
+        self._api_key = usable_api_key(api_key, "given")
         self.timeout = timeout
         self.time_left = time_left
         self.max_attempts = max(1, max_attempts)
@@ -303,12 +303,31 @@ class GraphQLApi:
 
 
 # --- finding a stage's API --------------------------------------------------------------------------
+def usable_api_key(key: str, where: str) -> str:
+    """The key as it is sent, checked once before any image (registered for redaction first).
+
+    Whitespace around it (a trailing newline from `echo` or a pasted secret) is taken off: an HTTP
+    header value cannot begin or end with whitespace (RFC 9110 section 5.5: it is not part of the
+    value), so the key with it could never have been sent, and no API Gateway key has any. A key
+    with any other character outside visible ASCII (a control character, a non-Latin-1 or accented
+    letter) cannot be a key either: it is refused, instead of failing every image one at a time."""
+    redact.register(key)
+    stripped = key.strip()
+    if not stripped:
+        raise ConfigError(f"the API key ({where}) is empty")
+    for i, ch in enumerate(stripped, 1):
+        if not 0x21 <= ord(ch) <= 0x7E:
+            raise ConfigError(f"the API key ({where}) cannot be sent in an HTTP header: character {i} "
+                              f"of {len(stripped)} is not visible ASCII; check the key")
+    return stripped
+
+
 def api_key_for(ctx: StageContext) -> str:
     """The API key: env API_KEY, else ANIML_API_KEY, else Secrets Manager `api-key-<stage>` `apikey`."""
     key = api_key_from_env()
     if key:
-        redact.register(key)
-        return key
+        where = "env API_KEY" if os.environ.get("API_KEY") else "env ANIML_API_KEY"
+        return usable_api_key(key, where)
     secret = ctx.names.api_secret
     try:
         with redact.reading_secret():  # botocore's DEBUG records would print the response body
@@ -331,8 +350,7 @@ def api_key_for(ctx: StageContext) -> str:
     key = doc.get("apikey") if isinstance(doc, dict) else None
     if not isinstance(key, str) or not key:
         raise ConfigError(f"secret {secret} has no field apikey")
-    redact.register(key)
-    return key
+    return usable_api_key(key, f"secret {secret}")
 
 
 def api_for(ctx: StageContext, time_left: Callable[[], float] | None = None) -> Api:

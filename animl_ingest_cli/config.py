@@ -8,6 +8,7 @@ env `API_KEY` (the deployed function), else `ANIML_API_KEY`, else Secrets Manage
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +19,22 @@ STAGES = ("local", "dev", "prod")
 DEFAULT_STAGE = "local"
 BUCKET_KINDS = ("ingestion", "serving", "dead-letter", "parkinglot")
 MAINTENANCE_CACHE_SECONDS = 15.0
+
+
+# S3's bucket naming rules (3-63 characters; lower-case letters, digits, dots, hyphens; a letter or a
+# digit at each end; no two dots in a row). The local stage keeps each bucket in a folder of that name,
+# so a name that passes can never point outside ANIML_LOCAL_DIR.
+_BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+
+def is_bucket_name(name: object) -> bool:
+    return isinstance(name, str) and bool(_BUCKET_NAME.match(name)) and ".." not in name
+
+
+def is_prod_bucket(name: str) -> bool:
+    """A bucket of the prod stage, as far as a name tells: every prod bucket Animl makes (the defaults
+    `animl-images-<kind>-prod` and the stack's) ends in `-prod`."""
+    return name.endswith("-prod")
 
 
 def check_stage(stage: str | None) -> str:

@@ -15,7 +15,15 @@ from pathlib import Path
 from typing import Any
 
 from animl_ingest_cli import aws
-from animl_ingest_cli.config import BUCKET_KINDS, MAINTENANCE_CACHE_SECONDS, Names, check_stage, local_dir
+from animl_ingest_cli.config import (
+    BUCKET_KINDS,
+    MAINTENANCE_CACHE_SECONDS,
+    Names,
+    check_stage,
+    is_bucket_name,
+    local_dir,
+)
+from animl_ingest_cli.errors import ConfigError, InputError
 from animl_ingest_cli.params import LocalParams, Params, SsmParams
 from animl_ingest_cli.stores import LocalStore, S3Store, Store
 
@@ -71,6 +79,10 @@ class StageContext:
         out = {}
         for kind in BUCKET_KINDS:
             p = found.get(names.bucket_param(kind))
+            if p is not None and not is_bucket_name(p.value):
+                where = "parameters.json in ANIML_LOCAL_DIR" if self.is_local else "SSM"
+                raise ConfigError(f"parameter {p.name} ({where}) is {p.value!r}, which is not a bucket "
+                                  f"name (3-63 characters: a-z, 0-9, '.', '-')")
             out[kind] = Resolved(p.value, "ssm") if p else Resolved(names.default_bucket(kind), "default")
         with self._lock:
             self._buckets = out
@@ -85,6 +97,10 @@ class StageContext:
         return self.store_for_bucket(self.bucket(kind))
 
     def store_for_bucket(self, bucket: str) -> Store:
+        """The bucket's store. Only a valid bucket name is one (the local stage keeps each bucket in
+        a folder of its name under ANIML_LOCAL_DIR: a name such as `../../x` would leave it)."""
+        if not is_bucket_name(bucket):
+            raise InputError(f"{bucket!r} is not a bucket name (3-63 characters: a-z, 0-9, '.', '-')")
         if self.is_local:
             assert self.local_root is not None
             return LocalStore(self.local_root / "buckets" / bucket, bucket=bucket,

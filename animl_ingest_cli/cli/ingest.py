@@ -36,7 +36,7 @@ from animl_ingest_cli.ingest import (
     Outcome,
     summarize,
 )
-from animl_ingest_cli.sources import WorkItem, iter_work, parse_sources
+from animl_ingest_cli.sources import WorkItem, iter_work, parse_sources, refuse_stage_outputs
 
 HELP = """Process images through the ingest function: files, folders (recursive), .zip files, or
 s3://BUCKET/PREFIX. Objects of the stage's ingestion bucket are removed after their copy, exactly as
@@ -62,6 +62,7 @@ def ingest(
 ) -> None:
     specs = parse_sources(sources, batch)
     ctx = open_stage(stage)
+    refuse_stage_outputs(ctx, specs)
     if not dry_run:
         confirm_stage(ctx.stage, f"Ingesting {', '.join(sources)}", yes)
     results: list[Outcome] = []
@@ -81,6 +82,7 @@ def ingest(
             progress.advance(task)
 
     ingestor = Ingestor(ctx, dry_run=dry_run, on_outcome=record)
+    ingestor.ready()
     interrupted = False
     with progress:
         try:

@@ -38,7 +38,7 @@ from itertools import islice
 from pathlib import Path
 from typing import IO, Any, Literal, TypeVar
 
-from animl_ingest_cli import audit
+from animl_ingest_cli import audit, keys
 from animl_ingest_cli.config import state_dir
 from animl_ingest_cli.context import StageContext
 from animl_ingest_cli.errors import (
@@ -58,7 +58,7 @@ except ImportError:  # pragma: no cover - Windows: runs are not locked against e
     fcntl = None  # type: ignore[assignment]
 
 T = TypeVar("T")
-STAGING_PREFIX = ".animl-moving/"
+STAGING_PREFIX = keys.STAGING_PREFIX  # one of the prefixes keys.py reserves for the tool itself
 CHUNK = DELETE_BATCH  # objects in flight at once: one DeleteObjects call of sources per chunk
 DEFAULT_CONCURRENCY = 32
 PLANS = {"copy": "copy, verify, delete from the source",
