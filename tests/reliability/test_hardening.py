@@ -397,6 +397,7 @@ def test_a_full_disk_fails_the_items_it_hits_summarises_them_and_a_rerun_serves_
     failed = [o for o in items if o["outcome"] == FAILED]
     assert failed and all("no space left on device" in o["error"].lower() for o in failed), items
     assert {o["outcome"] for o in items} <= {SERVED, FAILED}  # nothing dead-lettered for a full disk
+    print(f"full disk: {len(failed)} of {len(items)} failed, {len(items) - len(failed)} served")  # the figure
     filler.unlink()
     again = run_local(local, "ingest", str(photos), "--json")
     assert again.returncode == 0, again.stderr
