@@ -15,7 +15,14 @@ from typing import TYPE_CHECKING, Any
 import botocore.exceptions
 
 from animl_ingest_cli.config import REGION
-from animl_ingest_cli.errors import AccessDenied, AnimlError, CredentialsError, NotFound, StoreError
+from animl_ingest_cli.errors import (
+    AccessDenied,
+    AnimlError,
+    Conflict,
+    CredentialsError,
+    NotFound,
+    StoreError,
+)
 
 if TYPE_CHECKING:
     import boto3
@@ -108,6 +115,11 @@ ERROR_CODES: dict[str, tuple[type[AnimlError], str | None]] = {
     "NotFound": (NotFound, "no such object"),
     "NoSuchBucket": (NotFound, "no such bucket"),
     "ResourceNotFoundException": (NotFound, "not found"),
+    # a conditional write or delete whose condition did not hold (stores.py, docs/concurrency.md)
+    "PreconditionFailed": (Conflict, None),
+    "412": (Conflict, "precondition failed"),
+    "ConditionalRequestConflict": (Conflict, None),
+    "409": (Conflict, "conflicting conditional request"),
 }
 AWS_ERRORS = (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError)
 

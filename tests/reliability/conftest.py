@@ -22,7 +22,7 @@ from animl_ingest_cli.context import StageContext, open_stage
 from animl_ingest_cli.ingest import Ingestor, Outcome
 from tests.apistub import ApiStub
 from tests.ops.helpers import shared_model_loader  # noqa: F401 - autouse: one botocore model loader
-from tests.reliability import figures
+from tests.reliability import figures, s3rules
 from tests.reliability.faults import AwsFaults
 from tests.reliability.invariants import Report, S3View, check
 from tests.test_ingest import camera_jpeg
@@ -52,6 +52,14 @@ def quick_botocore_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(ExponentialBackoff, "_DEFAULT_BACKOFF_CONFIG",
                         {"throttling_base_scale": 0.001, "non_throttling_base_scale": 0.0005})
+
+
+@pytest.fixture(autouse=True)
+def s3_as_s3() -> Iterator[None]:
+    """moto answers as S3 would where it does not by itself (s3rules.py): CopyObject conditions,
+    atomic check-then-write, the key and metadata limits."""
+    with s3rules.installed():
+        yield
 
 
 @pytest.fixture(autouse=True)
