@@ -155,10 +155,6 @@ class Ingestor:
             return self._process(src, key, delete_source, batch)
         except AnimlError as exc:
             return [Outcome(src.uri(key), key, FAILED, error=exc.message, complete=False)]
-        except Exception as exc:  # noqa: BLE001 - one object's bug never stops the others
-            log.debug("unexpected error on %s", key, exc_info=True)
-            text = api_one_line(f"unexpected {type(exc).__name__}: {exc}")
-            return [Outcome(src.uri(key), key, FAILED, error=f"{text}; left where it is", complete=False)]
 
     def _process(self, src: Store, key: str, delete_source: bool, batch: str | None) -> list[Outcome]:
         kind = keys.kind(key)
