@@ -1,10 +1,13 @@
-"""Key layouts of CONTRACT.md section 1: event keys, file names, batches, serving and dead-letter keys."""
+"""Key layouts (docs/animl.md, Keys): event keys, file names, batches, serving and dead-letter keys."""
 
 from __future__ import annotations
 
 import posixpath
 import re
 import urllib.parse
+
+from animl_ingest_cli.api_rules import TOO_LARGE, UNKNOWN_DATE, UNKNOWN_SERIAL, is_duplicate
+from animl_ingest_cli.limits import decode_meta
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 BATCH_EXTENSIONS = (".zip",)
@@ -13,6 +16,13 @@ BATCH_ID_RE = re.compile(rf"^batch-{_UUID}$")
 _BATCH_PREFIX_RE = re.compile(rf"^(batch-{_UUID})(?=/|\.zip$)")
 SERVING_SIZES = ("original", "medium", "small")
 UNKNOWN_ID = "UNKNOWN_ID"
+
+# The S3 user metadata the ingest writes (docs/animl.md), values percent-encoded (limits.quote_meta).
+# A dead letter names where it came from (what a redrive sends it back to) and why it is there:
+ORIGINAL_BUCKET, ORIGINAL_KEY = "original-bucket", "original-key"
+IMAGE_ID, BATCH_ID, ERROR = "image-id", "batch-id", "error"
+# A serving original names the object it was made from (a rerun of that object counts as served):
+SOURCE_BUCKET, SOURCE_KEY = "source-bucket", "source-key"
 
 
 def decode_event_key(raw: str) -> str:
@@ -62,9 +72,7 @@ def serving_keys(image_id: str, extension: str) -> dict[str, str]:
 # The folder says what kind of failure it was; the failure's own text (which may name keys, buckets or
 # whatever a server answered) goes into the dead letter's `error` metadata, never into its key.
 # animl-api's validation errors, under the names Node-era dead-letter buckets already hold:
-UNKNOWN_SERIAL = "Unknown Serial Number"
-UNKNOWN_DATE = "Unknown DateTimeOriginal"
-TOO_LARGE = "Image Size Exceed 8 MB"  # imageBytes >= 8000000
+# (UNKNOWN_SERIAL, UNKNOWN_DATE, TOO_LARGE: from api_rules, the one home of animl-api's rules)
 # API Gateway's fixed answers in front of animl-api (its 403 for a bad key, its 5xx texts):
 FORBIDDEN = "Forbidden"
 GATEWAY_ANSWERS = (FORBIDDEN, "Internal server error", "Endpoint request timed out",
@@ -96,7 +104,7 @@ def dead_letter_folder(errors: list[str], unknown: str = UNKNOWN_ERROR) -> str:
     an error answer from the API, UNKNOWN_ERROR for a validation error it gave that we do not know)."""
     if unknown not in DEAD_LETTER_FOLDERS:
         raise ValueError(f"not a dead-letter folder: {unknown!r}")
-    if any("E11000" in e for e in errors):
+    if is_duplicate(errors):
         return DUPLICATE_IMAGE
     if len(errors) > 1:
         return MULTIPLE_ERRORS
@@ -151,3 +159,18 @@ def content_type_for(key: str) -> str:
     ext = posixpath.splitext(key)[1].lower()
     return {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png",
             ".zip": "application/zip"}.get(ext, "application/octet-stream")
+
+
+def origin(metadata: dict[str, str], bucket_field: str = ORIGINAL_BUCKET,
+           key_field: str = ORIGINAL_KEY) -> tuple[str | None, str | None]:
+    """The (bucket, key) an object's metadata names, decoded; None for a field it does not carry.
+    A dead letter's by default; a serving original's with SOURCE_BUCKET, SOURCE_KEY."""
+    md = {k.lower(): v for k, v in metadata.items()}  # S3 gives metadata names lower-case
+    bucket, key = md.get(bucket_field), md.get(key_field)
+    return (decode_meta(bucket) if bucket else None), (decode_meta(key) if key else None)
+
+
+def is_from(metadata: dict[str, str], bucket: str, key: str, bucket_field: str = ORIGINAL_BUCKET,
+            key_field: str = ORIGINAL_KEY) -> bool:
+    """True when the metadata names exactly `bucket`/`key` as the object's origin."""
+    return origin(metadata, bucket_field, key_field) == (bucket, key)
