@@ -34,7 +34,7 @@ SERVED, DEAD_LETTERED, PARKED, BATCH_SUBMITTED, SKIPPED, FAILED = (
 OUTCOMES = (SERVED, DEAD_LETTERED, PARKED, BATCH_SUBMITTED, SKIPPED, FAILED)
 S3_METADATA_LIMIT = 2048  # bytes of user metadata (keys + values) S3 accepts
 MAX_DEAD_LETTER_ATTEMPTS = 1000
-MAX_IMAGE_ID_BYTES = 256  # an image id names serving and dead-letter keys: a sane id is far shorter
+MAX_IMAGE_ID_BYTES = keys.MAX_FOLDER_BYTES  # an image id names serving and dead-letter keys
 
 
 @dataclass
