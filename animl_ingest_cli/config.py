@@ -18,11 +18,22 @@ STAGES = ("local", "dev", "prod")
 DEFAULT_STAGE = "local"
 BUCKET_KINDS = ("ingestion", "serving", "dead-letter", "parkinglot")
 MAINTENANCE_CACHE_SECONDS = 15.0
+MOVE_CONCURRENCY = 32  # unpark's and redrive's copies under way at once, by default
+MAINTENANCE_WAIT_ENV = "ANIML_MAINTENANCE_WAIT_SECONDS"  # how long `maintenance on|off` waits
 
 
 def check_stage(stage: str | None) -> str:
-    """The stage name, validated; `None` means env ANIML_STAGE, else `local`."""
-    value = (stage or os.environ.get("ANIML_STAGE") or DEFAULT_STAGE).strip()
+    """The stage name, validated; `None` means env ANIML_STAGE, else `local`.
+
+    An empty value (`--stage "$STAGE"` with STAGE unset, or `ANIML_STAGE=`) is an error, never
+    `local`: a command aimed at dev must not quietly act on the local stage."""
+    env = os.environ.get("ANIML_STAGE")
+    if stage is not None and not stage.strip():
+        raise InputError("--stage is empty (an unset shell variable?): use one of " + ", ".join(STAGES))
+    if stage is None and env is not None and not env.strip():
+        raise InputError("ANIML_STAGE is set but empty: set it to one of " + ", ".join(STAGES)
+                         + ", or unset it for local")
+    value = (stage or env or DEFAULT_STAGE).strip()
     if value not in STAGES:
         raise InputError(f"unknown stage {value!r}: use one of {', '.join(STAGES)}")
     return value

@@ -20,7 +20,7 @@ from animl_ingest_cli import keys
 from animl_ingest_cli.api import Api, api_for
 from animl_ingest_cli.api_local import check_md
 from animl_ingest_cli.context import StageContext
-from animl_ingest_cli.errors import AnimlError, ApiError, ImageError, StoreError
+from animl_ingest_cli.errors import AnimlError, ApiError, ApiKeyRefused, ImageError, StoreError
 from animl_ingest_cli.images import make_thumbnails
 from animl_ingest_cli.metadata import read_metadata
 from animl_ingest_cli.stores import MAX_OBJECT_BYTES, S3Store, Store, TooLarge
@@ -100,8 +100,12 @@ class Ingestor:
 
     def __init__(self, ctx: StageContext, api: Api | None = None, *, dry_run: bool = False,
                  time_left: Callable[[], float] | None = None,
-                 on_outcome: Callable[[Outcome], None] | None = None) -> None:
+                 on_outcome: Callable[[Outcome], None] | None = None,
+                 stop_on_refused_key: bool = False) -> None:
         self.ctx = ctx
+        # The CLI stops at the first HTTP 401/403 (ApiKeyRefused) instead of dead-lettering every
+        # image as `Forbidden`; the Lambda dead-letters, as the Node function did.
+        self.stop_on_refused_key = stop_on_refused_key
         self._api = api
         self.dry_run = dry_run
         self.time_left = time_left
@@ -144,6 +148,8 @@ class Ingestor:
             delete_source = self.is_ingestion_source(src)
         try:
             return self._process(src, key, delete_source, batch)
+        except ApiKeyRefused:
+            raise
         except AnimlError as exc:
             return [Outcome(src.uri(key), key, FAILED, error=exc.message, complete=False)]
 
@@ -252,6 +258,10 @@ class Ingestor:
         try:
             attempt = self.api.create_image(md)
         except ApiError as exc:
+            if self.stop_on_refused_key and exc.status in (401, 403):
+                raise ApiKeyRefused(f"animl-api refused the API key (HTTP {exc.status}: {exc.message}); "
+                                    f"nothing was dead-lettered for it: check API_KEY, ANIML_API_KEY "
+                                    f"or the secret {self.ctx.names.api_secret}") from None
             # Unreachable, failing or refusing API: dead-letter under the error text, UNKNOWN_ID.
             return self._dead_letter(src, key, md, data, [exc.message], None, out, delete_source)
         out.image_id = attempt.image_id

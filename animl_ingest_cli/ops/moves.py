@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import IO, Any, Literal, TypeVar
 
 from animl_ingest_cli import audit
-from animl_ingest_cli.config import state_dir
+from animl_ingest_cli.config import MOVE_CONCURRENCY, state_dir
 from animl_ingest_cli.context import StageContext
 from animl_ingest_cli.errors import (
     EXIT_SOME_FAILED,
@@ -60,7 +60,7 @@ except ImportError:  # pragma: no cover - Windows: runs are not locked against e
 T = TypeVar("T")
 STAGING_PREFIX = ".animl-moving/"
 CHUNK = DELETE_BATCH  # objects in flight at once: one DeleteObjects call of sources per chunk
-DEFAULT_CONCURRENCY = 32
+DEFAULT_CONCURRENCY = MOVE_CONCURRENCY
 PLANS = {"copy": "copy, verify, delete from the source",
          "present": "delete from the source only (the destination already holds it)",
          "journaled": "delete from the source only (copied by an earlier run)"}
@@ -131,7 +131,9 @@ class MoveSummary:
                 "failed": self.failed, "planned": self.planned, "bytes_moved": self.bytes_moved,
                 "limited": self.limited, "interrupted": self.interrupted,
                 "requests": dict(sorted(self.requests.items())), "requests_total": total,
-                "requests_per_object": round(total / self.selected, 3) if self.selected and total else None}
+                # per object taken out of the source (moved, or found already copied), not per listed
+                "requests_per_object": round(total / (self.moved + self.already), 3)
+                if self.moved + self.already and total else None}
 
 
 @contextlib.contextmanager
