@@ -11,6 +11,7 @@ import sys
 from typing import Annotated, Any
 
 import typer
+import typer.main
 
 from animl_ingest_cli import __version__
 from animl_ingest_cli.cli import config as config_cmd
@@ -79,9 +80,35 @@ def main() -> None:
         interrupt.restore(previous)
 
 
+def _flags_without_pydantic(cmd: Any) -> None:
+    """typer 0.2x checks every flag's value (even one not given, like the root's --help) through a
+    runtime coercion whose module imports pydantic: a tenth of a second of start-up for nothing, a
+    flag's value being a bool or None already. Give the boolean flags typer's own pass-through check
+    instead (it accepts exactly a bool or None). Private typer names: any other version is left alone."""
+    try:
+        from typer._click import Context
+        from typer._coercion import PassThroughRuntimeParam
+    except ImportError:
+        return
+    params = list(getattr(cmd, "params", []))
+    try:  # the help option is made on first use and cached: make it now, with this app's names
+        params.append(cmd.get_help_option(Context(cmd, help_option_names=["-h", "--help"])))
+    except Exception:  # noqa: BLE001 - an optimisation only
+        pass
+    for param in params:
+        descriptor = getattr(param, "type_descriptor", None)
+        if getattr(descriptor, "annotation", None) is bool and getattr(param, "_runtime_param", 0) is None:
+            param._runtime_param = PassThroughRuntimeParam(annotation=bool,
+                                                           parameter_info=descriptor.parameter_info)
+    for sub in getattr(cmd, "commands", {}).values():
+        _flags_without_pydantic(sub)
+
+
 def _main() -> None:
     try:
-        rv = app(standalone_mode=False)  # an Exit(code) comes back as the return value here
+        cmd = typer.main.get_command(app)
+        _flags_without_pydantic(cmd)
+        rv = cmd.main(standalone_mode=False)  # an Exit(code) comes back as the return value here
     except Interrupted as exc:
         interrupt.stop_on_next()
         print(redact(exc.message), file=sys.stderr)

@@ -29,8 +29,8 @@ if TYPE_CHECKING:
     from animl_ingest_cli.sources import WorkItem
 
 SHORT = "Ingest images from files, folders, zips or S3."
-HELP = """Process images through the ingest function, exactly as the Lambda does: files, folders
-(recursive, hidden files skipped), .zip files, or s3://BUCKET/PREFIX. Every image ends served,
+HELP = """Process images through the ingest function, exactly as the Lambda does. Each SOURCE is a
+file, a folder (recursive, hidden files skipped), a .zip file, or s3://BUCKET/PREFIX. Every image ends served,
 dead-lettered (with the reason), parked (maintenance is on) or skipped (not an image).
 
 Objects of the stage's ingestion bucket are removed after their copy, as the Lambda does; every
@@ -53,9 +53,8 @@ NAMED = 10  # skipped / dead-lettered / failed files named in the human summary,
 
 
 def ingest(
-    sources: Annotated[list[str], typer.Argument(
-        help="Files, folders, .zip files or s3://BUCKET/PREFIX.", show_default=False,
-        metavar="SOURCE...")],
+    sources: Annotated[list[str], typer.Argument(  # described in HELP: typer would show `<list[str]>`
+        show_default=False, metavar="SOURCE", hidden=True)],
     stage: StageOpt = None,
     concurrency: Annotated[int, typer.Option("--concurrency", "-c", min=1, max=256, metavar="N",
                                              help="Images processed at once.")] = DEFAULT_CONCURRENCY,

@@ -36,8 +36,8 @@ HELP = (
 )
 
 SUMMARY_KEYS = ("files", "images", "not_images", "with_problems", "unknown_serial", "no_date")
-PathsArg = Annotated[list[Path], typer.Argument(help="Image files or folders to read.", show_default=False,
-                                              metavar="PATH...")]
+# described in HELP: typer would show `<list[path]>` after it
+PathsArg = Annotated[list[Path], typer.Argument(show_default=False, metavar="PATH", hidden=True)]
 
 
 def inspect(paths: PathsArg, json_out: JsonOpt = False) -> None:

@@ -116,7 +116,8 @@ def redrive(ctx: StageContext, error: str, *, prefix: str = "", concurrency: int
     `confirm(description)` is called before anything changes."""
     error = error.rstrip("/")
     if not error:
-        raise InputError("--error needs the error folder's name (see 'animl-ingest deadletter list')")
+        raise InputError(f"--error needs the error folder's name (see 'animl-ingest deadletter list "
+                         f"--stage {ctx.stage}')")
     src = ctx.store("dead-letter")
     ingestion = ctx.bucket("ingestion")
     stores: dict[str, Store] = {}
