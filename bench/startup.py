@@ -27,7 +27,8 @@ CASES = (["--help"], ["--version"], ["ingest", "--help"])
 
 
 def command() -> list[str]:
-    installed = shutil.which("animl-ingest", path=str(Path(sys.executable).parent)) or shutil.which("animl-ingest")
+    installed = (shutil.which("animl-ingest", path=str(Path(sys.executable).parent))
+                 or shutil.which("animl-ingest"))
     return [installed] if installed else [sys.executable, "-m", "animl_ingest_cli"]
 
 
@@ -42,7 +43,8 @@ def one_run(argv: list[str]) -> tuple[float, float, int]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=15)
     args = parser.parse_args()
     base = command()

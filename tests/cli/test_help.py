@@ -89,10 +89,11 @@ def test_installed_help_and_version_import_nothing_heavy() -> None:
         r = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True,
                            timeout=60)
         loaded = set(json.loads(r.stderr.strip().splitlines()[-1]))
-        heavy = {m for m in loaded if m.split(".")[0] in ("boto3", "botocore", "PIL", "requests", "rich", "pydantic",
-                                                            "urllib3")}
+        heavy = {m for m in loaded if m.split(".")[0] in (
+            "boto3", "botocore", "PIL", "requests", "rich", "pydantic", "urllib3")}
         light = ("animl_ingest_cli.cli", "animl_ingest_cli.errors", "animl_ingest_cli.redact",
-                 "animl_ingest_cli.config", "animl_ingest_cli.runbook.steps", "animl_ingest_cli.runbook.state")
+                 "animl_ingest_cli.config", "animl_ingest_cli.runbook.steps",
+                 "animl_ingest_cli.runbook.state")
         core = {m for m in loaded if m.startswith("animl_ingest_cli.") and not m.startswith(light)
                 and m != "animl_ingest_cli.runbook"}
         assert not heavy and not core, (args, sorted(heavy | core))
