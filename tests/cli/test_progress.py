@@ -83,8 +83,9 @@ def test_no_bar_under_json_or_when_piped(tmp_path: Path) -> None:
     assert code == 0, out
     assert not BAR.search(out) and "ingesting" not in out
     shutil.rmtree(tmp_path / "animl-local")
-    r = subprocess.run([sys.executable, "-m", "animl_ingest_cli", "ingest", str(folder), "--concurrency", "1"],
-                       capture_output=True, text=True, env=_env(tmp_path), timeout=180)
+    r = subprocess.run([sys.executable, "-m", "animl_ingest_cli", "ingest", str(folder),
+                        "--concurrency", "1"], capture_output=True, text=True, env=_env(tmp_path),
+                       timeout=180)
     assert r.returncode == 0, r.stderr
     assert not BAR.search(r.stderr + r.stdout) and "ingesting" not in r.stderr
     assert "\x1b[" not in r.stderr  # no cursor movement or colour sent into a pipe
