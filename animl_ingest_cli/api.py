@@ -19,14 +19,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
-import botocore.exceptions
 import requests
 import urllib3
 
 from animl_ingest_cli import redact
-from animl_ingest_cli.aws import error_code, is_credentials_error
+from animl_ingest_cli.aws import translated
 from animl_ingest_cli.context import api_key_from_env
-from animl_ingest_cli.errors import ApiError, ApiKeyRefused, ConfigError, CredentialsError
+from animl_ingest_cli.errors import ApiError, ApiKeyRefused, ConfigError, NotFound
 
 if TYPE_CHECKING:
     from animl_ingest_cli.context import StageContext
@@ -330,18 +329,11 @@ def api_key_for(ctx: StageContext) -> str:
         return key
     secret = ctx.names.api_secret
     try:
-        with redact.reading_secret():  # botocore's DEBUG records would print the response body
+        # botocore's DEBUG records would print the response body
+        with redact.reading_secret(), translated(f"Secrets Manager GetSecretValue {secret}"):
             resp = ctx.client("secretsmanager").get_secret_value(SecretId=secret)
-    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
-        code = error_code(exc) or type(exc).__name__
-        if is_credentials_error(exc):
-            raise CredentialsError(f"AWS credentials missing or refused while reading secret {secret}") \
-                from None
-        if code == "ResourceNotFoundException":
-            raise ConfigError(f"no API key: secret {secret} not found (or set API_KEY)") from None
-        if code in ("AccessDeniedException", "AccessDenied"):
-            raise CredentialsError(f"reading secret {secret} refused: {code}") from None
-        raise ConfigError(f"cannot read secret {secret}: {code}") from None
+    except NotFound:
+        raise ConfigError(f"no API key: secret {secret} not found (or set API_KEY)") from None
     text = resp.get("SecretString") or ""
     try:
         doc = json.loads(text)

@@ -6,14 +6,16 @@ pointed at moto's server or another emulator without code changes.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import botocore.exceptions
 
 from animl_ingest_cli.config import REGION
-from animl_ingest_cli.errors import CredentialsError
+from animl_ingest_cli.errors import AccessDenied, AnimlError, CredentialsError, NotFound, StoreError
 
 if TYPE_CHECKING:
     import boto3
@@ -74,32 +76,83 @@ def caller_identity() -> str | None:
         return None
 
 
-def translate(exc: Exception, what: str) -> Exception:
-    """A botocore error as one of the project's exceptions, with a one-line message."""
-    from animl_ingest_cli.errors import StoreError
-
-    if is_credentials_error(exc):
-        return CredentialsError(f"AWS credentials missing or refused ({what})")
-    code = error_code(exc)
-    if isinstance(exc, botocore.exceptions.ClientError):
-        msg = exc.response.get("Error", {}).get("Message") or code
-        return StoreError(f"{what}: {code}: {msg}", code=code)
-    return StoreError(f"{what}: {type(exc).__name__}: {exc}", retryable=True)
-
-
+# --- one translation of botocore errors ----------------------------------------------------------
+# Every AWS call in the package (S3 and the local stores' callers, SSM, Secrets Manager, SQS, Batch,
+# CloudFormation, CloudFront) turns a botocore error into one of the project's errors here, so one AWS
+# answer reads the same and exits with the same code wherever it comes from. The calls themselves stay
+# written out where they are made (`with translated("SQS GetQueueAttributes"): sqs.get_queue_attributes(
+# ...)`): the IAM policies are derived from those literal calls (tests/deploy/awscalls.py).
+#
+# AWS error code -> (the project's error, the words used instead of AWS's own message; None keeps it).
+# Any code not listed, and a transport error (an endpoint that does not answer), is a StoreError
+# carrying the code: per item a failed item (exit 1 for the run), and when it stops a whole command an
+# infrastructure error, exit 5 (EXIT_INFRA), apart from "some items failed". botocore's standard retry
+# mode has already retried what is worth retrying (throttling, 5xx) by the time an error gets here.
+_CREDENTIALS = (CredentialsError, None)
+_DENIED = (AccessDenied, None)
+ERROR_CODES: dict[str, tuple[type[AnimlError], str | None]] = {
+    # the caller's identity itself is missing or refused (exit 2)
+    "InvalidClientTokenId": _CREDENTIALS,
+    "UnrecognizedClientException": _CREDENTIALS,
+    "ExpiredToken": _CREDENTIALS,
+    "ExpiredTokenException": _CREDENTIALS,
+    "InvalidAccessKeyId": _CREDENTIALS,
+    "SignatureDoesNotMatch": _CREDENTIALS,
+    # the identity is known but not allowed this call (exit 2, like missing credentials)
+    "AccessDenied": _DENIED,
+    "AccessDeniedException": _DENIED,
+    "UnauthorizedOperation": _DENIED,
+    "AuthorizationError": _DENIED,
+    "403": _DENIED,  # S3's answer to a refused HEAD: no body, only the status
+    # nothing there (stores turn it into None or a skipped object where that is expected; a missing
+    # bucket or parameter that stops a command is an infrastructure error, exit 5)
+    "NoSuchKey": (NotFound, "no such object"),
+    "404": (NotFound, "no such object"),  # HEAD answers carry no body, only the status
+    "NotFound": (NotFound, "no such object"),
+    "NoSuchBucket": (NotFound, "no such bucket"),
+    "ResourceNotFoundException": (NotFound, "not found"),
+    "ParameterNotFound": (NotFound, "no such parameter"),
+}
 AWS_ERRORS = (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError)
+
+
+def translate(exc: Exception, what: str) -> AnimlError:
+    """A botocore error as the project's error for it (ERROR_CODES), with a one-line message that
+    starts with `what` (the operation and its target, `GetObject s3://bucket/key`)."""
+    code = error_code(exc)
+    if isinstance(exc, (botocore.exceptions.NoCredentialsError,
+                        botocore.exceptions.PartialCredentialsError)):
+        code = "NoCredentials"
+        cls, words = _CREDENTIALS
+    elif isinstance(exc, botocore.exceptions.ClientError):
+        cls, words = ERROR_CODES.get(code or "", (StoreError, None))
+    else:  # a transport error (connection, timeout) botocore gave up retrying
+        return StoreError(f"{what}: {type(exc).__name__}: {exc}")
+    if cls is CredentialsError:
+        return CredentialsError(f"AWS credentials missing or refused ({what})")
+    if words is None:
+        assert isinstance(exc, botocore.exceptions.ClientError)
+        words = f"{code}: {exc.response.get('Error', {}).get('Message') or code}"
+    assert issubclass(cls, StoreError)
+    return cls(f"{what}: {words}", code=code)
+
+
+@contextlib.contextmanager
+def translated(what: str) -> Iterator[None]:
+    """Any botocore error inside becomes one of the project's errors (`translate`), described by `what`."""
+    try:
+        yield
+    except AWS_ERRORS as exc:
+        raise translate(exc, what) from None
+
+
+def pages(what: str, paginator: Any, **kwargs: Any) -> Iterator[dict[str, Any]]:
+    """Every page of `paginator.paginate(**kwargs)`, errors translated."""
+    with translated(what):
+        yield from paginator.paginate(**kwargs)
 
 
 def error_code(exc: BaseException) -> str | None:
     if isinstance(exc, botocore.exceptions.ClientError):
         return exc.response.get("Error", {}).get("Code")
     return None
-
-
-def is_credentials_error(exc: BaseException) -> bool:
-    if isinstance(exc, (botocore.exceptions.NoCredentialsError,
-                        botocore.exceptions.PartialCredentialsError)):
-        return True
-    return error_code(exc) in {"InvalidClientTokenId", "UnrecognizedClientException",
-                               "ExpiredToken", "ExpiredTokenException", "InvalidAccessKeyId",
-                               "SignatureDoesNotMatch"}

@@ -98,6 +98,34 @@ class Names:
     def batch_stack_prefix(self) -> str:
         return f"animl-ingest-{self.stage}-batch-"
 
+    # One bulk upload's per-batch stack and what it holds (CONTRACT.md section 7; animl-api hard-codes
+    # the queue name). `batch` is the batch id, `batch-<uuid>`.
+    def batch_stack(self, batch: str) -> str:
+        return f"animl-ingest-{self.stage}-{batch}"
+
+    def batch_of_stack(self, stack: str) -> str | None:
+        """`batch-<uuid>` for one of this stage's per-batch stacks, else None."""
+        prefix = f"animl-ingest-{self.stage}-"
+        return stack[len(prefix):] if stack.startswith(self.batch_stack_prefix) else None
+
+    def batch_queue(self, batch: str) -> str:
+        return self.batch_stack(batch)
+
+    def batch_dlq(self, batch: str) -> str:
+        return f"{self.batch_stack(batch)}-dlq"
+
+    def batch_alarm(self, batch: str) -> str:
+        return f"{self.batch_stack(batch)}-sqs-empty"
+
+    @property
+    def batch_alarm_suffix(self) -> str:
+        return "-sqs-empty"
+
+    @property
+    def batch_delete_topic(self) -> str:
+        """The SNS topic every per-batch alarm notifies; the teardown function subscribes to it."""
+        return f"animl-ingest-{self.stage}-delete"
+
     def ssm_names(self) -> dict[str, str]:
         """Label -> SSM parameter name, for `config` and bulk reads."""
         out = {f"{kind}-bucket": self.bucket_param(kind) for kind in BUCKET_KINDS}

@@ -76,20 +76,28 @@ class WaitTimeout(AnimlError):
 class StoreError(AnimlError):
     """A storage operation (S3 or the local stage's folders) failed.
 
-    `code` is the S3 error code when there is one (NoSuchKey, SlowDown, AccessDenied...). Per item
-    it is counted as a failed item; when it stops a whole command it is an infrastructure error.
+    `code` is the AWS error code when there is one (NoSuchKey, SlowDown, AccessDenied...).
+    AWS's answers become these in one place, `aws.translate`. Per item it is counted as a failed
+    item; when it stops a whole command it is an infrastructure error (exit 5).
     """
 
     exit_code = EXIT_INFRA
 
-    def __init__(self, message: str, code: str | None = None, retryable: bool = False) -> None:
+    def __init__(self, message: str, code: str | None = None) -> None:
         super().__init__(message)
         self.code = code
-        self.retryable = retryable
 
 
 class NotFound(StoreError):
     """The object or bucket does not exist."""
+
+
+class AccessDenied(StoreError):
+    """AWS refused the call: the identity is known but lacks the permission (AccessDenied and its
+    spellings). It exits like missing credentials (2): the caller's setup, not the data, is wrong.
+    Where one object among many is refused, the command reports that object and goes on."""
+
+    exit_code = EXIT_USAGE
 
 
 class ApiError(AnimlError):

@@ -11,9 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-import botocore.exceptions
-
-from animl_ingest_cli.aws import translate
+from animl_ingest_cli.aws import translated
 from animl_ingest_cli.errors import StoreError
 
 
@@ -43,19 +41,15 @@ class SsmParams:
         out: dict[str, Parameter] = {}
         for start in range(0, len(names), 10):  # GetParameters takes at most 10 names
             chunk = names[start:start + 10]
-            try:
+            with translated("SSM GetParameters"):
                 resp = self.ssm.get_parameters(Names=chunk, WithDecryption=True)
-            except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
-                raise translate(exc, "SSM GetParameters") from None
             for p in resp.get("Parameters", []):
                 out[p["Name"]] = Parameter(p["Name"], p["Value"], p.get("LastModifiedDate"))
         return out
 
     def put(self, name: str, value: str) -> None:
-        try:
+        with translated(f"SSM PutParameter {name}"):
             self.ssm.put_parameter(Name=name, Value=value, Type="String", Overwrite=True)
-        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
-            raise translate(exc, f"SSM PutParameter {name}") from None
 
 
 class LocalParams:

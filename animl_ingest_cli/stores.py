@@ -1,6 +1,7 @@
 """The places images live: S3 buckets and the local stage's folders, behind one small interface.
 
-botocore errors are translated here into `StoreError` / `NotFound`, so nothing above parses them.
+botocore errors are translated here (by `aws.translated`, the project's one table of AWS error codes)
+into `StoreError` / `NotFound` / `AccessDenied` / `CredentialsError`, so nothing above parses them.
 ETags are returned without their quotes. A `copy_from` with a `content_type` replaces the object's
 metadata (`MetadataDirective=REPLACE`, what the ingest function does); without one it keeps the
 object as it is (`COPY`, what operator moves do).
@@ -19,13 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-import botocore.exceptions
-
-from animl_ingest_cli.aws import error_code, is_credentials_error
+from animl_ingest_cli.aws import AWS_ERRORS, pages, translate, translated
 from animl_ingest_cli.errors import CredentialsError, NotFound, StoreError
 
-RETRYABLE_CODES = {"SlowDown", "ServiceUnavailable", "InternalError", "RequestTimeout",
-                   "RequestTimeTooSkewed", "Throttling", "ThrottlingException", "503", "500"}
 DELETE_BATCH = 1000  # DeleteObjects takes at most 1000 keys
 MAX_OBJECT_BYTES = 64 * 1024 * 1024  # the most the ingest reads into memory for one object
 
@@ -91,48 +88,32 @@ class S3Store:
     def uri(self, key: str = "") -> str:
         return f"s3://{self.bucket}/{key}"
 
-    def _fail(self, exc: Exception, op: str, key: str = "") -> Exception:
-        if is_credentials_error(exc):
-            return CredentialsError(f"AWS credentials missing or refused ({op} {self.uri(key)})")
-        code = error_code(exc)
-        if code in {"NoSuchKey", "404", "NotFound", "NoSuchBucket"}:
-            what = "bucket" if code == "NoSuchBucket" else "object"
-            return NotFound(f"{op}: no such {what}: {self.uri(key)}", code=code)
-        if isinstance(exc, botocore.exceptions.ClientError):
-            msg = exc.response.get("Error", {}).get("Message") or code
-            return StoreError(f"{op} {self.uri(key)}: {code}: {msg}", code=code,
-                              retryable=code in RETRYABLE_CODES)
-        return StoreError(f"{op} {self.uri(key)}: {type(exc).__name__}: {exc}", retryable=True)
+    def _op(self, op: str, key: str = "") -> str:
+        return f"{op} {self.uri(key)}"
 
     def get(self, key: str, limit: int | None = None) -> bytes:
         """The object's bytes; TooLarge, before reading any, when it has more than `limit`."""
-        try:
+        with translated(self._op("GetObject", key)):
             r = self.s3.get_object(Bucket=self.bucket, Key=key)
             if limit is not None and r["ContentLength"] > limit:
                 r["Body"].close()
                 raise TooLarge(self.uri(key), r["ContentLength"], limit)
             return r["Body"].read()
-        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
-            raise self._fail(exc, "GetObject", key) from None
 
     def head(self, key: str) -> ObjectInfo | None:
         try:
-            r = self.s3.head_object(Bucket=self.bucket, Key=key)
-        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
-            err = self._fail(exc, "HeadObject", key)
-            if isinstance(err, NotFound):
-                return None
-            raise err from None
+            with translated(self._op("HeadObject", key)):
+                r = self.s3.head_object(Bucket=self.bucket, Key=key)
+        except NotFound:
+            return None
         return ObjectInfo(key, r["ContentLength"], _strip(r.get("ETag")), r.get("LastModified"),
                           r.get("ContentType"), dict(r.get("Metadata") or {}))
 
     def put(self, key: str, data: bytes, content_type: str,
             metadata: dict[str, str] | None = None, md5: str | None = None) -> str:
-        try:
+        with translated(self._op("PutObject", key)):
             r = self.s3.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type,
                                    Metadata=metadata or {})
-        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
-            raise self._fail(exc, "PutObject", key) from None
         return _strip(r.get("ETag"))
 
     def copy_from(self, src: Store, src_key: str, key: str, content_type: str | None = None,
@@ -149,17 +130,13 @@ class S3Store:
             args.update(MetadataDirective="REPLACE", ContentType=content_type, Metadata=metadata or {})
         else:
             args["MetadataDirective"] = "COPY"
-        try:
+        with translated(self._op("CopyObject", key)):
             r = self.s3.copy_object(**args)
-        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
-            raise self._fail(exc, "CopyObject", key) from None
         return _strip(r.get("CopyObjectResult", {}).get("ETag"))
 
     def delete(self, key: str) -> None:
-        try:
+        with translated(self._op("DeleteObject", key)):
             self.s3.delete_object(Bucket=self.bucket, Key=key)
-        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
-            raise self._fail(exc, "DeleteObject", key) from None
 
     def delete_many(self, keys: Iterable[str]) -> list[tuple[str, str]]:
         """Delete in batches of 1000; returns (key, error code) for each key not deleted."""
@@ -172,8 +149,8 @@ class S3Store:
             try:
                 r = self.s3.delete_objects(Bucket=self.bucket, Delete={
                     "Objects": [{"Key": k} for k in batch], "Quiet": True})
-            except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
-                err = self._fail(exc, "DeleteObjects")
+            except AWS_ERRORS as exc:
+                err = translate(exc, self._op("DeleteObjects"))
                 if isinstance(err, CredentialsError):
                     raise err from None
                 failed.extend((k, getattr(err, "code", None) or "error") for k in batch)
@@ -190,12 +167,9 @@ class S3Store:
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         paginator = self.s3.get_paginator("list_objects_v2")
-        try:
-            for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
-                for o in page.get("Contents", []):
-                    yield ObjectInfo(o["Key"], o["Size"], _strip(o.get("ETag")), o.get("LastModified"))
-        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
-            raise self._fail(exc, "ListObjectsV2", prefix) from None
+        for page in pages(self._op("ListObjectsV2", prefix), paginator, Bucket=self.bucket, Prefix=prefix):
+            for o in page.get("Contents", []):
+                yield ObjectInfo(o["Key"], o["Size"], _strip(o.get("ETag")), o.get("LastModified"))
 
 
 class LocalStore:

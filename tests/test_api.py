@@ -18,7 +18,7 @@ from animl_ingest_cli import redact
 from animl_ingest_cli.api import NO_BATCH, GraphQLApi, api_for
 from animl_ingest_cli.api_local import LocalApi
 from animl_ingest_cli.context import StageContext
-from animl_ingest_cli.errors import ApiError, ConfigError, CredentialsError
+from animl_ingest_cli.errors import AccessDenied, ApiError, ConfigError
 from tests.apistub import ApiStub, Clock
 
 
@@ -345,7 +345,7 @@ def test_key_from_secrets_manager(dev_ctx: StageContext) -> None:
     assert redact.redact("sm-key-4567") == "***"
 
 
-def test_refused_secret_is_a_credentials_error(dev_ctx: StageContext) -> None:
+def test_refused_secret_is_access_denied_as_from_any_aws_call(dev_ctx: StageContext) -> None:
     import botocore.exceptions
 
     boto3.client("ssm").put_parameter(Name="/api/url-dev", Value="https://x/internal", Type="String")
@@ -356,8 +356,10 @@ def test_refused_secret_is_a_credentials_error(dev_ctx: StageContext) -> None:
                 {"Error": {"Code": "AccessDeniedException", "Message": "no"}}, "GetSecretValue")
 
     dev_ctx._clients["secretsmanager"] = Refusing()
-    with pytest.raises(CredentialsError, match="^reading secret api-key-dev refused: AccessDeniedException$"):
+    with pytest.raises(AccessDenied, match="^Secrets Manager GetSecretValue api-key-dev: "
+                       "AccessDeniedException: no$") as refused:
         api_for(dev_ctx)
+    assert refused.value.exit_code == 2  # as for S3, SSM and the rest: aws.translate
 
 
 # --- the stand-in answers like animl-api -----------------------------------------------------------

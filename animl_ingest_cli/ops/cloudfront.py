@@ -14,9 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from animl_ingest_cli.aws import translated
 from animl_ingest_cli.context import StageContext
 from animl_ingest_cli.errors import InputError, WaitTimeout
-from animl_ingest_cli.ops.awscall import translated
 
 ALL_PATHS = ("/*",)
 DEFAULT_TIMEOUT = 1200.0  # CloudFront usually completes in a few minutes; 20 minutes is a stuck one
@@ -59,7 +59,7 @@ def invalidate(ctx: StageContext, distribution_id: str, *, reference: str,
 
     Raises WaitTimeout when it is not completed within `timeout` seconds (it goes on in CloudFront;
     the same `reference` waits on it again), StoreError for CloudFront's refusals (NoSuchDistribution,
-    AccessDenied, ...).
+    ...; AccessDenied for a missing permission).
     """
     distribution_id = check_distribution_id(distribution_id)
     if ctx.is_local:

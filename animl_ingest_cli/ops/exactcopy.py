@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from animl_ingest_cli.aws import AWS_ERRORS, translate
+from animl_ingest_cli.aws import AWS_ERRORS, translate, translated
 from animl_ingest_cli.errors import StoreError
 from animl_ingest_cli.stores import S3Store, Store, guess_type
 
@@ -38,12 +38,10 @@ def copy_exact(src: Store, src_key: str, dst: Store, key: str, etag: str, size: 
         free = {} if overwrite else {"IfNoneMatch": "*"}
         if is_multipart_etag(etag):
             return _copy_parts(src, src_key, dst, key, etag, size, free)
-        try:
+        with translated(f"CopyObject {src.uri(src_key)} to {dst.uri(key)}"):
             r = dst.s3.copy_object(Bucket=dst.bucket, Key=key, MetadataDirective="COPY",
                                    CopySource={"Bucket": src.bucket, "Key": src_key},
                                    CopySourceIfMatch=f'"{etag}"', **free)
-        except AWS_ERRORS as exc:
-            raise translate(exc, f"CopyObject {src.uri(src_key)} to {dst.uri(key)}") from None
         return r["CopyObjectResult"]["ETag"].strip('"')
     if not overwrite and dst.head(key) is not None:
         raise StoreError(f"{dst.uri(key)} already exists", code="PreconditionFailed")
@@ -59,21 +57,18 @@ def _copy_parts(src: S3Store, src_key: str, dst: S3Store, key: str, etag: str, s
                 free: dict[str, str]) -> str:
     s3: Any = dst.s3
     quoted = f'"{etag}"'
-    try:  # the object's headers, then each part's size (a HEAD with PartNumber)
+    # the object's headers, then each part's size (a HEAD with PartNumber)
+    with translated(f"HeadObject {src.uri(src_key)}"):
         whole = s3.head_object(Bucket=src.bucket, Key=src_key, IfMatch=quoted)
         sizes = [s3.head_object(Bucket=src.bucket, Key=src_key, PartNumber=n)["ContentLength"]
                  for n in range(1, int(etag.rpartition("-")[2]) + 1)]
-    except AWS_ERRORS as exc:
-        raise translate(exc, f"HeadObject {src.uri(src_key)}") from None
     if not whole["ContentLength"] == sum(sizes) == size:
         raise StoreError(f"{src.uri(src_key)}: {whole['ContentLength']} bytes in {sum(sizes)} bytes of "
                          f"parts, {size} listed", code="SizeMismatch")
     kept = {h: whole[h] for h in KEPT_HEADERS if whole.get(h)}
-    try:
+    with translated(f"CreateMultipartUpload {dst.uri(key)}"):
         upload_id = s3.create_multipart_upload(Bucket=dst.bucket, Key=key,
                                                Metadata=whole.get("Metadata") or {}, **kept)["UploadId"]
-    except AWS_ERRORS as exc:
-        raise translate(exc, f"CreateMultipartUpload {dst.uri(key)}") from None
     try:
         parts, offset = [], 0
         for number, part_size in enumerate(sizes, start=1):

@@ -14,9 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from animl_ingest_cli.aws import pages, translated
 from animl_ingest_cli.context import StageContext
-from animl_ingest_cli.errors import InputError, RefusedError, StoreError
-from animl_ingest_cli.ops.awscall import DENIED_CODES, pages, translated
+from animl_ingest_cli.errors import AccessDenied, InputError, RefusedError, StoreError
 
 COUNT_ATTRIBUTES = {"ApproximateNumberOfMessages": "visible",
                     "ApproximateNumberOfMessagesNotVisible": "in_flight",
@@ -110,10 +110,8 @@ def active_jobs(ctx: StageContext, job_queue: str | None) -> Visibility:
                 "Batch ListJobs", batch.get_paginator("list_jobs"), jobQueue=job_queue, jobStatus=status))
             if n:
                 counts[status] = n
-    except StoreError as exc:
-        if exc.code in DENIED_CODES:
-            return Visibility(None, f"Batch jobs not visible: {exc.code}")
-        raise
+    except AccessDenied as exc:
+        return Visibility(None, f"Batch jobs not visible: {exc.code}")
     return Visibility(counts)
 
 
@@ -130,10 +128,8 @@ def live_batch_stacks(ctx: StageContext) -> Visibility:
             for s in page.get("StackSummaries", []):
                 if s["StackName"].startswith(prefix):
                     stacks[s["StackName"]] = s["StackStatus"]
-    except StoreError as exc:
-        if exc.code in DENIED_CODES:
-            return Visibility(None, f"stacks not visible: {exc.code}")
-        raise
+    except AccessDenied as exc:
+        return Visibility(None, f"stacks not visible: {exc.code}")
     return Visibility(stacks)
 
 

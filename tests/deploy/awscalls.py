@@ -56,6 +56,7 @@ S3_ACTIONS: dict[str, tuple[str, ...]] = {
     "PutBucketNotificationConfiguration": ("s3:PutBucketNotification",),
 }
 NO_PERMISSION = {("sts", "GetCallerIdentity")}  # IAM cannot deny it
+IAM_PREFIXES = {"monitoring": "cloudwatch"}  # signing name -> IAM action prefix, where they differ
 
 # boto3's S3 managed transfers (boto3.s3.inject) and the operations they make.
 S3_TRANSFERS: dict[str, tuple[str, ...]] = {
@@ -120,7 +121,7 @@ def iam_actions(service: str, operation: str) -> tuple[str, ...]:
     if service == "s3" and operation in S3_ACTIONS:
         return S3_ACTIONS[operation]
     prefix = _botocore().get_service_model(service).signing_name
-    return (f"{prefix}:{operation}",)
+    return (f"{IAM_PREFIXES.get(prefix, prefix)}:{operation}",)
 
 
 # --- modules and imports ------------------------------------------------------------------------

@@ -62,6 +62,8 @@ def catalog(stage: str) -> dict[tuple[str, str], list[str]]:
             f"arn:aws:batch:{REGION}:{ACCOUNT}:job-queue/animl-batch-ingestion-{stage}"],
         ("batch", "job-definition"): [job_def],
         ("batch", "job-definition-revision"): [f"{job_def}:7"],
+        ("cloudwatch", "alarm"): [
+            f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{names.batch_alarm(BATCH_UUID)}"],
         ("cloudfront", "distribution"): [f"arn:aws:cloudfront::{ACCOUNT}:distribution/{DISTRIBUTION}"],
         ("logs", "log-group"): [f"{log_group}:*"],
         ("logs", "log-stream"): [f"{log_group}:log-stream:2025/01/01/[$LATEST]0123456789abcdef"],
@@ -75,6 +77,11 @@ def foreign_catalog(stage: str) -> dict[tuple[str, str], list[str]]:
     out[("sqs", "queue")] += [f"arn:aws:sqs:{REGION}:{ACCOUNT}:someone-elses-queue"]
     out[("cloudfront", "distribution")] = [f"arn:aws:cloudfront::{ACCOUNT}:distribution/E9OTHER0DIST"]
     out[("secretsmanager", "Secret")] += [f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:db-password"]
+    # The stage's own long-lived stacks are never a batch stack to delete.
+    out[("cloudformation", "stack")] += [
+        f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/{name}/5a1e2b30-0000-11ef-9c6f-0a1b2c3d4e5f"
+        for name in (f"animl-ingest-{stage}", f"animl-ingest-py-{stage}", f"animl-api-{stage}")]
+    out[("cloudwatch", "alarm")] += [f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:someone-elses-alarm"]
     return out
 
 
@@ -111,6 +118,16 @@ class Scope:
 
 
 ALL_KINDS = frozenset(BUCKET_KINDS)
+
+# DeleteStack of a per-batch stack: CloudFormation deletes the stack's resources with the caller's
+# credentials (the stacks are created without a service role), so whoever tears a batch down needs these.
+_BY_CLOUDFORMATION = "CloudFormation deletes the per-batch stack's {} with the caller's credentials"
+DELETE_STACK_NEEDS = {
+    "sqs:DeleteQueue": _BY_CLOUDFORMATION.format("queues"),
+    "cloudwatch:DeleteAlarms": _BY_CLOUDFORMATION.format("alarm"),
+    "lambda:GetEventSourceMapping": _BY_CLOUDFORMATION.format("event-source mapping"),
+    "lambda:DeleteEventSourceMapping": _BY_CLOUDFORMATION.format("event-source mapping"),
+}
 
 FUNCTION = Scope(
     name="function role",
@@ -153,6 +170,13 @@ OPERATOR = Scope(
     },
     params_read=lambda n: list(n.ssm_names().values()),
     params_write=lambda n: [n.maintenance_param],
+    granted_without_call=DELETE_STACK_NEEDS,
+    excluded_calls={
+        ("animl_ingest_cli.batchjob.teardown", "_already_reported"):
+            "only the teardown function's hourly sweep reports dead letters (with its own role)",
+        ("animl_ingest_cli.batchjob.teardown", "_mark_reported"):
+            "only the teardown function's hourly sweep reports dead letters (with its own role)",
+    },
 )
 
 SCOPES = (FUNCTION, OPERATOR)

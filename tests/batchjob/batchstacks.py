@@ -1,0 +1,90 @@
+"""Per-batch stacks in moto for the teardown and `batches` tests.
+
+The stack has the queue and its DLQ (redrive after 5 receives) as CONTRACT.md section 7 says. moto's
+CloudFormation skips `AWS::CloudWatch::Alarm`, so the alarm is made beside the stack with
+PutMetricAlarm and put in the state a test wants with SetAlarmState (moto never evaluates alarms).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from typing import Any
+
+import boto3
+
+from animl_ingest_cli.config import REGION, Names
+
+STAGE = "dev"
+NAMES = Names(STAGE)
+
+
+def new_batch() -> str:
+    return f"batch-{uuid.uuid4()}"
+
+
+def stack_template(stage: str, batch: str) -> str:
+    names = Names(stage)
+    return json.dumps({"Resources": {
+        "Dlq": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": names.batch_dlq(batch)}},
+        "Queue": {"Type": "AWS::SQS::Queue", "Properties": {
+            "QueueName": names.batch_queue(batch), "VisibilityTimeout": 720,
+            "RedrivePolicy": {"deadLetterTargetArn": {"Fn::GetAtt": ["Dlq", "Arn"]},
+                              "maxReceiveCount": 5}}},
+    }})
+
+
+def make_batch_stack(batch: str, stage: str = STAGE, alarm: str | None = "OK") -> str:
+    """The batch's stack (its two queues) and, unless `alarm` is None, its alarm in that state."""
+    names = Names(stage)
+    cfn = boto3.client("cloudformation", region_name=REGION)
+    cfn.create_stack(StackName=names.batch_stack(batch), TemplateBody=stack_template(stage, batch))
+    if alarm is not None:
+        cw = boto3.client("cloudwatch", region_name=REGION)
+        cw.put_metric_alarm(
+            AlarmName=names.batch_alarm(batch), ComparisonOperator="LessThanOrEqualToThreshold",
+            EvaluationPeriods=10, DatapointsToAlarm=10, Threshold=0, TreatMissingData="missing",
+            Metrics=[{"Id": "total", "Expression": "SUM(METRICS())", "ReturnData": True}],
+            AlarmActions=[f"arn:aws:sns:{REGION}:123456789012:{names.batch_delete_topic}"])
+        cw.set_alarm_state(AlarmName=names.batch_alarm(batch), StateValue=alarm, StateReason="test")
+    return names.batch_stack(batch)
+
+
+def send(queue: str, n: int) -> None:
+    sqs = boto3.client("sqs", region_name=REGION)
+    url = sqs.get_queue_url(QueueName=queue)["QueueUrl"]
+    for i in range(n):
+        sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"run-inference": i}))
+
+
+def stack_status(batch: str, stage: str = STAGE) -> str | None:
+    """The stack's status, None when DescribeStacks no longer knows it (deleted)."""
+    cfn = boto3.client("cloudformation", region_name=REGION)
+    try:
+        return str(cfn.describe_stacks(StackName=Names(stage).batch_stack(batch))["Stacks"][0]["StackStatus"])
+    except cfn.exceptions.ClientError:
+        return None
+
+
+def alarm_event(alarm: str, state: str = "ALARM") -> dict[str, Any]:
+    """What SNS hands a subscribed Lambda when a CloudWatch alarm changes state."""
+    message = {"AlarmName": alarm, "NewStateValue": state, "OldStateValue": "OK",
+               "NewStateReason": "Threshold Crossed: 10 out of the last 10 datapoints",
+               "StateChangeTime": dt.datetime.now(dt.UTC).isoformat(),
+               "Region": "US West (Oregon)",
+               "AlarmArn": f"arn:aws:cloudwatch:{REGION}:123456789012:alarm:{alarm}"}
+    return {"Records": [{
+        "EventSource": "aws:sns", "EventVersion": "1.0",
+        "EventSubscriptionArn": f"arn:aws:sns:{REGION}:123456789012:{NAMES.batch_delete_topic}:1",
+        "Sns": {"Type": "Notification", "MessageId": str(uuid.uuid4()),
+                "TopicArn": f"arn:aws:sns:{REGION}:123456789012:{NAMES.batch_delete_topic}",
+                "Subject": f'ALARM: "{alarm}" in US West (Oregon)', "Message": json.dumps(message),
+                "Timestamp": dt.datetime.now(dt.UTC).isoformat()}}]}
+
+
+SCHEDULE_EVENT = {"version": "0", "id": "53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa",
+                  "detail-type": "Scheduled Event", "source": "aws.events", "account": "123456789012",
+                  "time": "2026-12-02T15:00:00Z",
+                  "region": REGION, "resources": [f"arn:aws:events:{REGION}:123456789012:rule/x"],
+                  "detail": {}}
