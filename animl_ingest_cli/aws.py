@@ -15,7 +15,14 @@ from typing import TYPE_CHECKING, Any
 import botocore.exceptions
 
 from animl_ingest_cli.config import REGION
-from animl_ingest_cli.errors import AccessDenied, AnimlError, CredentialsError, NotFound, StoreError
+from animl_ingest_cli.errors import (
+    AccessDenied,
+    AnimlError,
+    Conflict,
+    CredentialsError,
+    NotFound,
+    StoreError,
+)
 
 if TYPE_CHECKING:
     import boto3
@@ -23,6 +30,7 @@ if TYPE_CHECKING:
 # boto3 is imported on first use: a quarter of a second of start-up the local stage never needs.
 _lock = threading.Lock()
 _sessions: dict[str | None, boto3.session.Session] = {}
+REGION_ENV = ("AWS_REGION", "AWS_DEFAULT_REGION")  # in this order; then config.REGION
 RETRY_SETTINGS: dict[str, Any] = {"retries": {"mode": "standard", "max_attempts": 5},
                                   "max_pool_connections": 64, "connect_timeout": 10, "read_timeout": 60}
 
@@ -45,7 +53,7 @@ def session() -> boto3.session.Session:
     profile = _profile()
     with _lock:
         if profile not in _sessions:
-            region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or REGION
+            region = next((os.environ[v] for v in REGION_ENV if os.environ.get(v)), REGION)
             try:
                 _sessions[profile] = boto3.session.Session(profile_name=profile, region_name=region)
             except botocore.exceptions.ProfileNotFound as exc:
@@ -53,13 +61,18 @@ def session() -> boto3.session.Session:
         return _sessions[profile]
 
 
-def client(service: str) -> Any:
-    """A boto3 client with standard retry mode. Clients are thread-safe; sessions are not."""
+def client(service: str, max_pool_connections: int | None = None) -> Any:
+    """A boto3 client with standard retry mode. Clients are thread-safe; sessions are not.
+    `max_pool_connections`: the HTTP connections it keeps (the default suits 32 threads); give the
+    number of requests the caller has under way at once, or threads open and drop their own."""
     from botocore.config import Config
 
+    settings = dict(RETRY_SETTINGS)
+    if max_pool_connections is not None:
+        settings["max_pool_connections"] = max(max_pool_connections, RETRY_SETTINGS["max_pool_connections"])
     sess = session()
     with _lock:
-        return sess.client(service, config=Config(**RETRY_SETTINGS))
+        return sess.client(service, config=Config(**settings))
 
 
 def reset() -> None:
@@ -112,6 +125,11 @@ ERROR_CODES: dict[str, tuple[type[AnimlError], str | None]] = {
     "NoSuchBucket": (NotFound, "no such bucket"),
     "ResourceNotFoundException": (NotFound, "not found"),
     "ParameterNotFound": (NotFound, "no such parameter"),
+    # a conditional write or delete whose condition did not hold (stores.py, docs/concurrency.md)
+    "PreconditionFailed": (Conflict, None),
+    "412": (Conflict, "precondition failed"),
+    "ConditionalRequestConflict": (Conflict, None),
+    "409": (Conflict, "conflicting conditional request"),
 }
 AWS_ERRORS = (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError)
 

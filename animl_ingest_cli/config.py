@@ -3,6 +3,8 @@
 Names follow CONTRACT.md: buckets default to `animl-images-<kind>-<stage>` and are overridden by the
 stack's SSM parameters when those exist; the API URL comes from `/api/url-<stage>`; the API key from
 env `API_KEY` (the deployed function), else `ANIML_API_KEY`, else Secrets Manager `api-key-<stage>`.
+These are the names; `context.StageContext` resolves them for a stage and records where each value
+came from.
 """
 
 from __future__ import annotations
@@ -18,8 +20,18 @@ STAGES = ("local", "dev", "prod")
 DEFAULT_STAGE = "local"
 BUCKET_KINDS = ("ingestion", "serving", "dead-letter", "parkinglot")
 MAINTENANCE_CACHE_SECONDS = 15.0
+MB = 1024 * 1024
+DEFAULT_BYTES = 256 * MB   # ingest's source bytes in flight, by default (pool.py)
+MAX_IMAGES = 256           # ingest's --concurrency at most
 MOVE_CONCURRENCY = 32  # unpark's and redrive's copies under way at once, by default
 MAINTENANCE_WAIT_ENV = "ANIML_MAINTENANCE_WAIT_SECONDS"  # how long `maintenance on|off` waits
+API_KEY_ENV = ("API_KEY", "ANIML_API_KEY")  # in this order; then the stage's secret
+
+
+def maintenance_flag(value: str | None) -> bool:
+    """What the maintenance parameter means, as the ingest function obeys it: the String `true` (any
+    case, spaces ignored) is on; anything else, or a missing parameter (None), is off."""
+    return value is not None and value.strip().lower() == "true"
 
 
 def check_stage(stage: str | None) -> str:
@@ -153,3 +165,18 @@ def state_dir() -> Path:
         return Path(explicit).expanduser().resolve()
     base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
     return Path(base).expanduser() / "animl-ingest"
+
+
+def cpu_count() -> int:
+    """The CPUs this process may run on (a container's or taskset's share, not the machine's)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def default_images(cpus: int | None = None) -> int:
+    """Objects in flight by default: enough that a laptop far from the region (S3 at ~50-100 ms a
+    request, createImage at ~250-500 ms) keeps every core busy with pixel work: eight an idle core,
+    at least 32, at most 128."""
+    return min(128, max(32, 8 * (cpus or cpu_count())))

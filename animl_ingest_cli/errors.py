@@ -92,6 +92,12 @@ class NotFound(StoreError):
     """The object or bucket does not exist."""
 
 
+class Conflict(StoreError):
+    """A conditional request's condition did not hold: the key is taken (`If-None-Match: *`), or the
+    object is not the one named by its ETag (`If-Match`, copy source); S3 answers 412, or 409 when
+    another conditional write to the key was under way. Nothing was written."""
+
+
 class AccessDenied(StoreError):
     """AWS refused the call: the identity is known but lacks the permission (AccessDenied and its
     spellings). It exits like missing credentials (2): the caller's setup, not the data, is wrong.

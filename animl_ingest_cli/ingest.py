@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import urllib.parse
 from collections.abc import Callable, Iterator
@@ -17,11 +18,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from animl_ingest_cli import keys
-from animl_ingest_cli.api import Api, api_for
-from animl_ingest_cli.api_local import check_md
+from animl_ingest_cli.api import Api
 from animl_ingest_cli.context import StageContext
 from animl_ingest_cli.errors import AnimlError, ApiError, ApiKeyRefused, ImageError, StoreError
-from animl_ingest_cli.images import make_thumbnails
+from animl_ingest_cli.images import decode_cost_error, make_thumbnails
 from animl_ingest_cli.metadata import read_metadata
 from animl_ingest_cli.stores import MAX_OBJECT_BYTES, S3Store, Store, TooLarge
 
@@ -100,7 +100,7 @@ class Ingestor:
 
     def __init__(self, ctx: StageContext, api: Api | None = None, *, dry_run: bool = False,
                  time_left: Callable[[], float] | None = None,
-                 on_outcome: Callable[[Outcome], None] | None = None,
+                 on_outcome: Callable[[Outcome], None] | None = None, cpu_slots: int | None = None,
                  stop_on_refused_key: bool = False) -> None:
         self.ctx = ctx
         # The CLI stops at the first HTTP 401/403 (ApiKeyRefused) instead of dead-lettering every
@@ -113,6 +113,12 @@ class Ingestor:
         self._same_bytes: dict[str, tuple[threading.Lock, list[int]]] = {}
         self._same_bytes_lock = threading.Lock()
         self._api_lock = threading.Lock()
+        self.use_cpu_slots(cpu_slots or os.cpu_count() or 1)
+
+    def use_cpu_slots(self, n: int) -> None:
+        """At most `n` objects do pixel work (md5, metadata, decode, thumbnails) at the same moment,
+        however many wait on the network (the pool sets it; see pool.py)."""
+        self._cpu = threading.BoundedSemaphore(max(1, n))
 
     # --- collaborators ----------------------------------------------------------------------------
     @property
@@ -122,7 +128,7 @@ class Ingestor:
         if self._api is None:
             with self._api_lock:
                 if self._api is None:
-                    self._api = api_for(self.ctx, time_left=self.time_left)
+                    self._api = self.ctx.api(time_left=self.time_left)
         return self._api
 
     def is_ingestion_source(self, src: Store) -> bool:
@@ -247,9 +253,13 @@ class Ingestor:
         except StoreError as exc:
             out.outcome, out.error, out.complete = FAILED, exc.message, False
             return out
-        md = self.build_md(src, key, data, batch)
+        with self._cpu:
+            md = self.build_md(src, key, data, batch)
+            too_costly = decode_cost_error(data)  # would outlast the function: no record is made
         if self.dry_run:
-            return self._plan(md, out)
+            return self._plan(md, out, [too_costly] if too_costly else None)
+        if too_costly:
+            return self._dead_letter(src, key, md, data, [too_costly], None, out, delete_source)
         with self._one_at_a_time(str(md.get("Hash"))):
             return self._record_and_serve(src, key, data, md, out, delete_source)
 
@@ -297,10 +307,12 @@ class Ingestor:
             return out
         return self._dead_letter(src, key, md, b"", [TOO_LARGE], None, out, delete_source)
 
-    def _plan(self, md: dict[str, Any], out: Outcome) -> Outcome:
+    def _plan(self, md: dict[str, Any], out: Outcome, errors: list[str] | None = None) -> Outcome:
         out.planned = True
+        from animl_ingest_cli.api_local import check_md  # dry runs only: sqlite3 stays out of the Lambda
+
         try:
-            errors = check_md(md).errors
+            errors = errors or check_md(md).errors
         except ApiError as exc:
             errors = [exc.message]
         ext = md.get("FileTypeExtension") or "jpg"
@@ -321,7 +333,8 @@ class Ingestor:
         ext = md.get("FileTypeExtension") or keys.file_name(key).rsplit(".", 1)[-1]
         ctype = md.get("MIMEType") or keys.content_type_for(key)
         targets = keys.serving_keys(image_id, ext)
-        medium, small = make_thumbnails(data)
+        with self._cpu:
+            medium, small = make_thumbnails(data)
         origin = {"source-bucket": quote_meta(src.bucket), "source-key": quote_meta(key)}
         written: list[str] = []  # each key before its write: a write that failed may have landed
         try:
@@ -444,6 +457,13 @@ def summarize(outcomes: list[Outcome]) -> dict[str, Any]:
             incomplete += 1
     return {"total": len(outcomes), "outcomes": counts, "dead_letter_reasons": reasons,
             "incomplete": incomplete}
+
+
+def all_good(outcomes: list[Outcome]) -> bool:
+    """Every object served, parked, handed to AWS Batch or skipped, and nothing left for a rerun
+    (what exit code 0 means)."""
+    good = {SERVED, PARKED, BATCH_SUBMITTED, SKIPPED}
+    return all(o.outcome in good and o.complete for o in outcomes)
 
 
 def md_json(md: dict[str, Any]) -> str:

@@ -68,11 +68,12 @@ def _parameters(ctx: StageContext) -> str:
 
 
 def _api(ctx: StageContext, probe: bool) -> str:
-    from animl_ingest_cli.api import GraphQLApi, api_for
+    from animl_ingest_cli.api import GraphQLApi
 
-    api = api_for(ctx)
-    if not isinstance(api, GraphQLApi):
+    if ctx.is_local:  # not opened here: a dry run on the local stage writes nothing
         return "the local stage's embedded catalog"
+    api = ctx.api()
+    assert isinstance(api, GraphQLApi)
     if not probe:
         return f"{api.url}, key found"
     try:

@@ -5,6 +5,15 @@ into `StoreError` / `NotFound` / `AccessDenied` / `CredentialsError`, so nothing
 ETags are returned without their quotes. A `copy_from` with a `content_type` replaces the object's
 metadata (`MetadataDirective=REPLACE`, what the ingest function does); without one it keeps the
 object as it is (`COPY`, what operator moves do).
+
+Conditional writes (docs/concurrency.md): `put(..., if_none_match=True)` and
+`copy_from(..., if_none_match=True)` create the key only if it is absent (S3 `If-None-Match: *`),
+`put(..., if_match=etag)` replaces it only while it still holds that ETag, `copy_from(...,
+source_etag=...)` copies only while the source still holds it (`x-amz-copy-source-if-match`), and
+`delete(key, if_match=etag)` deletes only an unchanged object (`If-Match`). A condition that does not
+hold raises `Conflict` (S3's 412 PreconditionFailed, or 409 ConditionalRequestConflict when another
+conditional write to the key was under way: ask again). The local stage's folders give the same
+answers, atomically, under a lock file shared by every process on the machine.
 """
 
 from __future__ import annotations
@@ -15,13 +24,22 @@ import json
 import mimetypes
 import os
 import tempfile
+import threading
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from animl_ingest_cli.aws import AWS_ERRORS, pages, translate, translated
-from animl_ingest_cli.errors import CredentialsError, NotFound, StoreError
+from animl_ingest_cli.errors import Conflict, CredentialsError, NotFound, StoreError
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: conditional writes are atomic within one process only
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = ["Blob", "Conflict", "LocalStore", "ObjectInfo", "S3Store", "Store", "TooLarge", "read"]
 
 DELETE_BATCH = 1000  # DeleteObjects takes at most 1000 keys
 MAX_OBJECT_BYTES = 64 * 1024 * 1024  # the most the ingest reads into memory for one object
@@ -48,16 +66,28 @@ class Store(Protocol):
     def head(self, key: str) -> ObjectInfo | None: ...
 
     def put(self, key: str, data: bytes, content_type: str,
-            metadata: dict[str, str] | None = None, md5: str | None = None) -> str: ...
+            metadata: dict[str, str] | None = None, md5: str | None = None, *,
+            if_none_match: bool = False, if_match: str | None = None) -> str: ...
 
     def copy_from(self, src: Store, src_key: str, key: str, content_type: str | None = None,
-                  metadata: dict[str, str] | None = None) -> str: ...
+                  metadata: dict[str, str] | None = None, *, if_none_match: bool = False,
+                  source_etag: str | None = None) -> str: ...
 
-    def delete(self, key: str) -> None: ...
+    def delete(self, key: str, *, if_match: str | None = None) -> None: ...
 
     def delete_many(self, keys: Iterable[str]) -> list[tuple[str, str]]: ...
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]: ...
+
+
+@dataclass
+class Blob:
+    """An object's bytes with what the read saw of it (its ETag: the condition for acting on it)."""
+
+    data: bytes
+    etag: str
+    content_type: str | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
 
 
 class TooLarge(StoreError):
@@ -74,6 +104,25 @@ def _strip(etag: str | None) -> str:
 
 def guess_type(key: str) -> str:
     return mimetypes.guess_type(key)[0] or "application/octet-stream"
+
+
+def _conditions(if_none_match: bool, if_match: str | None) -> dict[str, str]:
+    args: dict[str, str] = {}
+    if if_none_match:
+        args["IfNoneMatch"] = "*"
+    if if_match is not None:
+        args["IfMatch"] = f'"{if_match}"'
+    return args
+
+
+def read(store: Store, key: str, limit: int | None = None) -> Blob:
+    """The object's bytes and ETag from any store (the md5 of the bytes where the store has no ETag)."""
+    reader = getattr(store, "read", None)
+    if reader is not None:
+        blob: Blob = reader(key, limit)
+        return blob
+    data = store.get(key, limit)
+    return Blob(data, hashlib.md5(data).hexdigest(), guess_type(key))
 
 
 class S3Store:
@@ -100,6 +149,16 @@ class S3Store:
                 raise TooLarge(self.uri(key), r["ContentLength"], limit)
             return r["Body"].read()
 
+    def read(self, key: str, limit: int | None = None) -> Blob:
+        """`get` with the ETag, content type and metadata of the very object read."""
+        with translated(self._op("GetObject", key)):
+            r = self.s3.get_object(Bucket=self.bucket, Key=key)
+            if limit is not None and r["ContentLength"] > limit:
+                r["Body"].close()
+                raise TooLarge(self.uri(key), r["ContentLength"], limit)
+            return Blob(r["Body"].read(), _strip(r.get("ETag")), r.get("ContentType"),
+                        dict(r.get("Metadata") or {}))
+
     def head(self, key: str) -> ObjectInfo | None:
         try:
             with translated(self._op("HeadObject", key)):
@@ -110,22 +169,27 @@ class S3Store:
                           r.get("ContentType"), dict(r.get("Metadata") or {}))
 
     def put(self, key: str, data: bytes, content_type: str,
-            metadata: dict[str, str] | None = None, md5: str | None = None) -> str:
+            metadata: dict[str, str] | None = None, md5: str | None = None, *,
+            if_none_match: bool = False, if_match: str | None = None) -> str:
         with translated(self._op("PutObject", key)):
             r = self.s3.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type,
-                                   Metadata=metadata or {})
+                                   Metadata=metadata or {}, **_conditions(if_none_match, if_match))
         return _strip(r.get("ETag"))
 
     def copy_from(self, src: Store, src_key: str, key: str, content_type: str | None = None,
-                  metadata: dict[str, str] | None = None) -> str:
+                  metadata: dict[str, str] | None = None, *, if_none_match: bool = False,
+                  source_etag: str | None = None) -> str:
         if not isinstance(src, S3Store):
-            data = src.get(src_key)
-            info = None if content_type else src.head(src_key)
-            return self.put(key, data, content_type or (info.content_type if info else None)
-                            or guess_type(key), metadata if content_type else
-                            (info.metadata if info else None))
+            blob = read(src, src_key)
+            if source_etag is not None and blob.etag != source_etag:
+                raise Conflict(f"{src.uri(src_key)} is no longer the object read", code="PreconditionFailed")
+            return self.put(key, blob.data, content_type or blob.content_type or guess_type(key),
+                            metadata if content_type else blob.metadata, if_none_match=if_none_match)
         args: dict[str, Any] = {"Bucket": self.bucket, "Key": key,
-                                "CopySource": {"Bucket": src.bucket, "Key": src_key}}
+                                "CopySource": {"Bucket": src.bucket, "Key": src_key},
+                                **_conditions(if_none_match, None)}
+        if source_etag is not None:
+            args["CopySourceIfMatch"] = f'"{source_etag}"'
         if content_type:
             args.update(MetadataDirective="REPLACE", ContentType=content_type, Metadata=metadata or {})
         else:
@@ -134,9 +198,15 @@ class S3Store:
             r = self.s3.copy_object(**args)
         return _strip(r.get("CopyObjectResult", {}).get("ETag"))
 
-    def delete(self, key: str) -> None:
-        with translated(self._op("DeleteObject", key)):
-            self.s3.delete_object(Bucket=self.bucket, Key=key)
+    def delete(self, key: str, *, if_match: str | None = None) -> None:
+        """Without `if_match`, S3's plain delete (a missing key is no error). With it: only while the
+        key holds that ETag; `Conflict` when it holds another object, nothing when it holds none."""
+        try:
+            with translated(self._op("DeleteObject", key)):
+                self.s3.delete_object(Bucket=self.bucket, Key=key, **_conditions(False, if_match))
+        except NotFound as exc:
+            if exc.code == "NoSuchBucket":
+                raise
 
     def delete_many(self, keys: Iterable[str]) -> list[tuple[str, str]]:
         """Delete in batches of 1000; returns (key, error code) for each key not deleted."""
@@ -177,11 +247,47 @@ class LocalStore:
     sidecar JSON files outside the folder (the local stage's buckets); without, they are guessed
     (a plain folder of images given to `ingest`)."""
 
+    _thread_lock = threading.RLock()  # conditional writes: one at a time in this process...
+
     def __init__(self, root: Path, bucket: str | None = None, meta_root: Path | None = None) -> None:
         self.root = Path(root)
         self.bucket = bucket or self.root.name
         self.meta_root = meta_root
         self.is_bucket = meta_root is not None  # a local-stage bucket, not a plain folder of files
+
+    @contextmanager
+    def _locked(self, wanted: bool) -> Iterator[None]:
+        """...and across processes, a lock file beside the bucket's metadata (a lock file inside the
+        folder would be listed as an object)."""
+        if not wanted:
+            yield
+            return
+        with self._thread_lock:
+            if fcntl is None or self.meta_root is None:
+                yield
+                return
+            self.meta_root.mkdir(parents=True, exist_ok=True)
+            with open(self.meta_root / ".conditional.lock", "a") as fh:
+                fcntl.flock(fh, fcntl.LOCK_EX)
+                try:
+                    yield
+                finally:
+                    fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def _check(self, key: str, if_none_match: bool, if_match: str | None) -> bool:
+        """Raise Conflict unless the conditions hold; False when `if_match` names a missing object."""
+        if not if_none_match and if_match is None:
+            return True
+        info = self.head(key)
+        if if_none_match and info is not None:
+            raise Conflict(f"{self.uri(key)} already exists", code="PreconditionFailed")
+        if if_match is not None:
+            if info is None:
+                return False
+            if info.etag != if_match:
+                raise Conflict(f"{self.uri(key)} is no longer the object {if_match}",
+                               code="PreconditionFailed")
+        return True
 
     def uri(self, key: str = "") -> str:
         return str(self.root / key) if key else str(self.root)
@@ -234,6 +340,13 @@ class LocalStore:
         except OSError as exc:
             raise StoreError(f"read {self.uri(key)}: {exc.strerror}") from None
 
+    def read(self, key: str, limit: int | None = None) -> Blob:
+        data = self.get(key, limit)
+        meta = self._read_meta(key) or {}
+        etag = meta.get("etag") if meta.get("size") == len(data) else None
+        return Blob(data, etag or hashlib.md5(data).hexdigest(),
+                    meta.get("content_type") or guess_type(key), dict(meta.get("metadata") or {}))
+
     def head(self, key: str) -> ObjectInfo | None:
         path = self._path(key)
         try:
@@ -251,8 +364,16 @@ class LocalStore:
                           meta.get("content_type") or guess_type(key), dict(meta.get("metadata") or {}))
 
     def put(self, key: str, data: bytes, content_type: str,
-            metadata: dict[str, str] | None = None, md5: str | None = None) -> str:
+            metadata: dict[str, str] | None = None, md5: str | None = None, *,
+            if_none_match: bool = False, if_match: str | None = None) -> str:
         """`md5`: the caller's hex digest of `data` when it has one (saves hashing it again)."""
+        with self._locked(if_none_match or if_match is not None):
+            if not self._check(key, if_none_match, if_match):
+                raise NotFound(f"no such object: {self.uri(key)}", code="NoSuchKey")
+            return self._put(key, data, content_type, metadata, md5)
+
+    def _put(self, key: str, data: bytes, content_type: str, metadata: dict[str, str] | None,
+             md5: str | None) -> str:
         path = self._path(key)
         etag = md5 or hashlib.md5(data).hexdigest()
         try:
@@ -267,15 +388,22 @@ class LocalStore:
         return etag
 
     def copy_from(self, src: Store, src_key: str, key: str, content_type: str | None = None,
-                  metadata: dict[str, str] | None = None) -> str:
-        data = src.get(src_key)
+                  metadata: dict[str, str] | None = None, *, if_none_match: bool = False,
+                  source_etag: str | None = None) -> str:
+        blob = read(src, src_key)
+        if source_etag is not None and blob.etag != source_etag:
+            raise Conflict(f"{src.uri(src_key)} is no longer the object read", code="PreconditionFailed")
         if content_type is None:
-            info = src.head(src_key)
-            content_type = (info.content_type if info else None) or guess_type(key)
-            metadata = info.metadata if info else None
-        return self.put(key, data, content_type, metadata)
+            content_type = blob.content_type or guess_type(key)
+            metadata = blob.metadata
+        return self.put(key, blob.data, content_type, metadata, if_none_match=if_none_match)
 
-    def delete(self, key: str) -> None:
+    def delete(self, key: str, *, if_match: str | None = None) -> None:
+        with self._locked(if_match is not None):
+            if self._check(key, False, if_match):
+                self._delete(key)
+
+    def _delete(self, key: str) -> None:
         path = self._path(key)
         try:
             path.unlink()

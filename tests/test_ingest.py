@@ -484,16 +484,16 @@ def test_the_api_is_made_once_however_many_workers_ask(monkeypatch, tmp_path) ->
     import threading
     import time
 
-    from animl_ingest_cli import ingest as ingest_module
+    from animl_ingest_cli.context import StageContext
 
     made = []
 
-    def slow_api_for(ctx, time_left=None):  # noqa: ANN001, ANN202
+    def slow_api(ctx, time_left=None):  # noqa: ANN001, ANN202
         made.append(threading.get_ident())
         time.sleep(0.05)
         return object()
 
-    monkeypatch.setattr(ingest_module, "api_for", slow_api_for)
+    monkeypatch.setattr(StageContext, "api", slow_api)
     ing = Ingestor(open_stage("local", local_root=tmp_path))
     threads = [threading.Thread(target=lambda: ing.api) for _ in range(8)]
     for t in threads:
@@ -501,3 +501,44 @@ def test_the_api_is_made_once_however_many_workers_ask(monkeypatch, tmp_path) ->
     for t in threads:
         t.join()
     assert len(made) == 1
+
+
+# --- decode work (issue 15 item 7) ----------------------------------------------------------------
+
+def test_progressive_jpeg_of_thousands_of_scans_is_dead_lettered_before_create_image(
+        stage, s3, api_stub, monkeypatch) -> None:  # noqa: ANN001
+    """Through the Lambda handler: 0.6 MB, 4900 scans, 64 MP. Before, it decoded for minutes after
+    createImage and the function timed out on every retry. Now no API call, one dead letter with
+    the reason, the source removed, and the handler answers at once."""
+    import time
+
+    from animl_ingest_cli import lambda_handler
+    from tests.jpegscans import issue_file
+
+    monkeypatch.setenv("STAGE", STAGE)
+    monkeypatch.setattr(lambda_handler, "_ctx", None)
+    data = issue_file()
+    put(s3, "scans.jpg", data)
+    event = {"Records": [{"eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
+                          "s3": {"bucket": {"name": BUCKETS["ingestion"]}, "object": {"key": "scans.jpg"}}}]}
+    start = time.perf_counter()
+    (result,) = lambda_handler.handler(event, None)["results"]
+    assert time.perf_counter() - start < 20, "no decode happened"
+    assert result["outcome"] == DEAD_LETTERED and result["reason"] == "CORRUPTED_IMAGE_FILE"
+    assert api_stub.calls("createImage") == [] and api_stub.calls("createImageError") == []
+    (dead,) = keys_in(s3, "dead-letter")
+    assert dead == f"CORRUPTED_IMAGE_FILE/{keys.UNKNOWN_ID}/scans.jpg"
+    head = s3.head_object(Bucket=BUCKETS["dead-letter"], Key=dead)
+    assert "too costly to decode" in urllib.parse.unquote(head["Metadata"]["error"])
+    assert s3.get_object(Bucket=BUCKETS["dead-letter"], Key=dead)["Body"].read() == data
+    assert keys_in(s3, "ingestion") == [] and keys_in(s3, "serving") == []
+
+
+def test_dry_run_plans_the_costly_jpeg_as_the_real_run_does(stage, s3, api_stub) -> None:  # noqa: ANN001
+    from tests.jpegscans import issue_file
+
+    put(s3, "scans.jpg", issue_file())
+    (out,) = ingestor(stage, dry_run=True).process(stage.store("ingestion"), "scans.jpg")
+    assert out.planned and out.outcome == DEAD_LETTERED and out.reason == "CORRUPTED_IMAGE_FILE"
+    assert out.destinations == [f"CORRUPTED_IMAGE_FILE/{keys.UNKNOWN_ID}/scans.jpg"]
+    assert api_stub.requests == [] and keys_in(s3, "ingestion") == ["scans.jpg"]

@@ -16,7 +16,7 @@ import pytest
 from animl_ingest_cli.metadata import FileMetadata, read_metadata, read_metadata_file
 from tests.conftest import CORPUS_EXPECTED, CORPUS_IMAGES, corpus_files, needs_corpus
 
-# Fields that must match exiftool's "ingest view" (EXIF.md).
+# Fields that must match exiftool's "ingest view" (docs/metadata.md).
 FIELDS = ["Make", "Model", "SerialNumber", "DateTimeOriginal", "ImageWidth", "ImageHeight", "MIMEType",
           "FileTypeExtension", "Comment", "UserComment", "UserLabel", "TriggerMode", "Sequence",
           "AmbientTemperature", "MoonPhase", "FirmwareVersion"]

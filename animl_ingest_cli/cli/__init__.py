@@ -14,8 +14,18 @@ import typer
 import typer.main
 
 from animl_ingest_cli import __version__
+from animl_ingest_cli.cli import (
+    batches,
+    deadletter,
+    ingest,
+    inspect,
+    interrupt,
+    maintenance,
+    queues,
+    runbook,
+    unpark,
+)
 from animl_ingest_cli.cli import config as config_cmd
-from animl_ingest_cli.cli import deadletter, ingest, inspect, interrupt, maintenance, queues, runbook, unpark
 from animl_ingest_cli.errors import EXIT_INTERRUPTED, AnimlError, Interrupted
 from animl_ingest_cli.redact import redact
 
@@ -52,6 +62,7 @@ app.command("ingest", help=ingest.HELP, short_help=ingest.SHORT, epilog=ingest.E
 app.command("inspect", help=inspect.HELP, short_help=inspect.SHORT, epilog=inspect.EPILOG)(inspect.inspect)
 app.add_typer(maintenance.app, name="maintenance", short_help=maintenance.SHORT)
 app.add_typer(queues.app, name="queues", short_help=queues.SHORT)
+app.add_typer(batches.app, name="batches", short_help=batches.SHORT)
 app.command("unpark", help=unpark.HELP, short_help=unpark.SHORT, epilog=unpark.EPILOG)(unpark.unpark)
 app.add_typer(deadletter.app, name="deadletter", short_help=deadletter.SHORT)
 app.add_typer(runbook.app, name="runbook", short_help=runbook.SHORT)

@@ -143,6 +143,14 @@ class Bar:
         if self._progress is not None:
             self._progress.advance(self._task, n)
 
+    def update(self, done: int, total: int | None) -> None:
+        """Where the work is: `done` items, of `total` when known (else the total stays as it is)."""
+        if self._progress is not None:
+            if total is None:
+                self._progress.update(self._task, completed=done)
+            else:
+                self._progress.update(self._task, completed=done, total=total)
+
     def set_total(self, total: int | None) -> None:
         if self._progress is not None:
             self._progress.update(self._task, total=total)

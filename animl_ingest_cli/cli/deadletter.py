@@ -83,8 +83,9 @@ def redrive(
     from animl_ingest_cli.context import open_stage
     from animl_ingest_cli.ops.deadletter import count_folder, warnings_for
     from animl_ingest_cli.ops.deadletter import redrive as redrive_objects
+    from animl_ingest_cli.ops.moves import connections_for
 
-    ctx = open_stage(stage)
+    ctx = open_stage(stage, connections=connections_for(concurrency))
     for message in warnings_for(error):
         warn(message)
     run_moves_command(lambda on_outcome: redrive_objects(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Annotated, Any
@@ -21,17 +20,18 @@ from animl_ingest_cli.cli.common import (
     out_console,
     warn,
 )
+from animl_ingest_cli.config import DEFAULT_BYTES, MAX_IMAGES, MB, cpu_count, default_images
 from animl_ingest_cli.errors import EXIT_OK, EXIT_SOME_FAILED, ApiKeyRefused, Interrupted
 
 if TYPE_CHECKING:
     from animl_ingest_cli.context import StageContext
-    from animl_ingest_cli.ingest import Ingestor, Outcome
-    from animl_ingest_cli.sources import WorkItem
+    from animl_ingest_cli.ingest import Outcome
+    from animl_ingest_cli.pool import IngestRun
 
 SHORT = "Ingest images from files, folders, zips or S3."
 HELP = """Process images through the ingest function, exactly as the Lambda does. Each SOURCE is a
-file, a folder (recursive, hidden files skipped), a .zip file, or s3://BUCKET/PREFIX. Every image ends served,
-dead-lettered (with the reason), parked (maintenance is on) or skipped (not an image).
+file, a folder (recursive, hidden files skipped), a .zip file, or s3://BUCKET/PREFIX. Every image
+ends served, dead-lettered (with the reason), parked (maintenance is on) or skipped (not an image).
 
 Objects of the stage's ingestion bucket are removed after their copy, as the Lambda does; every
 other source is only read. Before the first image the stage is checked once (parameters, buckets,
@@ -48,7 +48,6 @@ EPILOG = ("\b\nExamples:\n"
           "  animl-ingest ingest s3://animl-images-ingestion-dev/ --stage dev --json\n"
           "  animl-ingest ingest s3://animl-images-ingestion-prod/stuck/ --stage prod --dry-run")
 
-DEFAULT_CONCURRENCY = max(2, (os.cpu_count() or 2) * 2)
 NAMED = 10  # skipped / dead-lettered / failed files named in the human summary, then a count
 
 
@@ -56,8 +55,17 @@ def ingest(
     sources: Annotated[list[str], typer.Argument(  # described in HELP: typer would show `<list[str]>`
         show_default=False, metavar="SOURCE", hidden=True)],
     stage: StageOpt = None,
-    concurrency: Annotated[int, typer.Option("--concurrency", "-c", min=1, max=256, metavar="N",
-                                             help="Images processed at once.")] = DEFAULT_CONCURRENCY,
+    concurrency: Annotated[int | None, typer.Option(
+        "--concurrency", "-c", min=1, max=MAX_IMAGES, show_default=False, metavar="N",
+        help="Images in flight at once, most of them waiting on S3 or the API "
+             f"[default: {default_images()} here: 8 a CPU, 32 to 128].")] = None,
+    cpus: Annotated[int | None, typer.Option(
+        "--cpus", min=1, max=256, show_default=False, metavar="N",
+        help=f"Images decoded or hashed at the same moment [default: the CPUs, {cpu_count()} here].")] = None,
+    buffer_mb: Annotated[int, typer.Option(
+        "--buffer-mb", min=1, max=65536, metavar="MB",
+        help="MB of image bytes held in memory by the images in flight (a larger image goes alone).")
+    ] = DEFAULT_BYTES // MB,
     batch: Annotated[str | None, typer.Option("--batch", metavar="batch-UUID",
                                               help="The batch id for the entries of .zip sources.")] = None,
     dry_run: DryRunOpt = False,
@@ -66,42 +74,49 @@ def ingest(
 ) -> None:
     from animl_ingest_cli import preflight
     from animl_ingest_cli.context import open_stage
-    from animl_ingest_cli.ingest import Ingestor, summarize
+    from animl_ingest_cli.ingest import Ingestor, all_good, summarize
+    from animl_ingest_cli.pool import Limits, process_all
     from animl_ingest_cli.sources import check_sources_exist, iter_work, parse_sources
 
     specs = parse_sources(sources, batch)
-    ctx = open_stage(stage)
+    limits = Limits.default(images=concurrency, cpu=cpus, bytes_in_flight=buffer_mb * MB)
+    ctx = open_stage(stage, connections=limits.connections)
     if not dry_run:
         confirm_stage(ctx.stage, f"Ingesting {', '.join(sources)}", yes)
     check_sources_exist(ctx, specs)
     preflight.require(ctx, probe=dry_run)
     results: list[Outcome] = []
-    lock = threading.Lock()
     bar = Bar("checking" if dry_run else "ingesting", "images", json_mode=json_out)
+    counted: list[int] = []
 
     def record(o: Outcome) -> None:
-        with lock:
-            results.append(o)
-            if json_out:
-                emit_json(o.to_json())
-            elif dry_run:  # the plan, one line per object on stdout (as unpark's and redrive's)
-                typer.echo(f"would be {o.outcome}: {o.source} -> "
-                           f"{', '.join(o.destinations) or o.reason or ''}")
-            bar.advance()
+        results.append(o)
+        if json_out:
+            emit_json(o.to_json())
+        elif dry_run:  # the plan, one line per object on stdout (as unpark's and redrive's)
+            typer.echo(f"would be {o.outcome}: {o.source} -> {', '.join(o.destinations) or o.reason or ''}")
+
+    def on_progress(r: IngestRun) -> None:
+        bar.update(r.done, r.total if r.total is not None else (counted[0] if counted else None))
 
     if bar.shown:  # the total, counted alongside the work (a folder's files, a prefix's listing)
-        threading.Thread(target=_count, args=(lambda: iter_work(ctx, specs, batch), bar), daemon=True,
-                         name="ingest-count").start()
-    ingestor = Ingestor(ctx, dry_run=dry_run, on_outcome=record, stop_on_refused_key=True)
+        threading.Thread(target=_count, args=(lambda: iter_work(ctx, specs, batch), bar, counted),
+                         daemon=True, name="ingest-count").start()
+    run = process_all(Ingestor(ctx, dry_run=dry_run, stop_on_refused_key=True), iter_work(ctx, specs, batch),
+                      limits, on_progress)
     interrupted = False
     refused: ApiKeyRefused | None = None
     with bar:
         try:
-            _run(ingestor, iter_work(ctx, specs, batch), concurrency, record)
+            for o in run:
+                record(o)
         except KeyboardInterrupt:
             interrupted = True
         except ApiKeyRefused as exc:
             refused = exc
+        finally:
+            for o in run.close():  # what was under way when the run stopped
+                record(o)
     summary = summarize(results)
     summary.update(stage=ctx.stage, dry_run=dry_run, interrupted=interrupted,
                    already_served=sum(1 for o in results if o.outcome == "served"
@@ -119,47 +134,18 @@ def ingest(
     if interrupted:
         raise Interrupted(f"interrupted: {len(results)} done on {ctx.stage}; what is done stays done, run "
                           f"the same command again to finish")
-    good = {"served", "parked", "batch-submitted", "skipped"}
-    ok = all(o.outcome in good and o.complete for o in results)
-    raise typer.Exit(EXIT_OK if ok else EXIT_SOME_FAILED)
+    raise typer.Exit(EXIT_OK if all_good(results) else EXIT_SOME_FAILED)
 
 
-def _count(work: Callable[[], Iterator[Any]], bar: Bar) -> None:
+def _count(work: Callable[[], Iterator[Any]], bar: Bar, counted: list[int]) -> None:
     """Count what `work` yields and give the bar its total; a failure leaves the total unknown (the
     work itself reports the error)."""
     try:
         total = sum(1 for _ in work())
     except Exception:  # noqa: BLE001 - the count is only for the bar
         return
+    counted.append(total)
     bar.set_total(total)
-
-
-def _run(ingestor: Ingestor, work: Iterator[WorkItem], concurrency: int,
-         record: Callable[[Outcome], None]) -> None:
-    """A bounded pool: at most 2 x concurrency objects are read ahead, so memory stays flat."""
-    from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-
-    from animl_ingest_cli.ingest import SKIPPED, Outcome
-
-    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="ingest") as pool:
-        pending: set[Future[list[Outcome]]] = set()
-        try:
-            for item in work:
-                if item.skip_reason:
-                    record(Outcome(item.store.uri(item.key), item.key, SKIPPED, reason=item.skip_reason))
-                    continue
-                pending.add(pool.submit(ingestor.process, item.store, item.key,
-                                        delete_source=item.delete_source, batch=item.batch))
-                if len(pending) >= concurrency * 2:
-                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                    for f in done:
-                        f.result()
-            for f in pending:
-                f.result()
-        except BaseException:
-            for f in pending:
-                f.cancel()
-            raise
 
 
 def _names(outcomes: list[Outcome], what: Callable[[Outcome], str]) -> list[str]:
@@ -210,8 +196,5 @@ def _render(summary: dict[str, Any], results: list[Outcome], ctx: StageContext) 
             for line in _names(group, why):
                 info(line)
     if ctx.is_local:
-        assert ctx.local_root is not None
-        b = ctx.buckets()
-        root = ctx.local_root / "buckets"
-        info(f"served images: {root / str(b['serving'].value)}; dead letters: "
-             f"{root / str(b['dead-letter'].value)}; catalog: {ctx.local_root / 'catalog.sqlite'}")
+        info(f"served images: {ctx.bucket_dir(ctx.bucket('serving'))}; "
+             f"dead letters: {ctx.bucket_dir(ctx.bucket('dead-letter'))}; catalog: {ctx.catalog_path}")

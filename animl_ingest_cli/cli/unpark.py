@@ -36,10 +36,11 @@ def unpark(
     json_out: JsonOpt = False,
 ) -> None:
     from animl_ingest_cli.context import open_stage
+    from animl_ingest_cli.ops.moves import connections_for
     from animl_ingest_cli.ops.unpark import count_parked
     from animl_ingest_cli.ops.unpark import unpark as unpark_objects
 
-    ctx = open_stage(stage)
+    ctx = open_stage(stage, connections=connections_for(concurrency))
     run_moves_command(lambda on_outcome: unpark_objects(
         ctx, prefix=prefix, concurrency=concurrency, max_delete=max_delete, dry_run=dry_run,
         force=force, on_outcome=on_outcome, on_warning=warn,

@@ -1,6 +1,6 @@
 """Reading a file's metadata the way `exiftool -json -G` did for the Node ingest, in-process.
 
-See /work/shared/EXIF.md for the rules; `read_metadata` is the one entry point.
+See docs/metadata.md for the rules; `read_metadata` is the one entry point.
 """
 
 from __future__ import annotations

@@ -30,9 +30,10 @@ _IFD_POINTERS = (0x8769, 0x8825, 0xA005, 0x927C)  # structure, not values
 
 @dataclass
 class Tag:
-    group: str     # exiftool's family-0 group: File, JFIF, EXIF, MakerNotes, PNG, Composite
+    group: str     # exiftool's family-0 group: File, JFIF, EXIF, MakerNotes, XMP, PNG, Composite
     name: str
-    value: str | int | float   # as exiftool prints it (text until the record is built)
+    value: str | int | float | list[str]   # as exiftool prints it (text until the record is built)
+    priority: int = 1   # exiftool's tag priority: a duplicate replaces one of lower or equal priority
 
 
 @dataclass
@@ -57,7 +58,7 @@ def read_exif(payload: bytes, base: int = 0) -> ExifResult:
         result.problems.append("EXIF block does not start with a TIFF header")
         return result
     result.byte_order = payload[:2].decode()
-    payload, crowded, defused = _defuse(payload)
+    payload, crowded, defused, stored = _defuse(payload)
     result.problems += defused
     if 0 in crowded:
         result.problems.append(f"EXIF ignored: IFD0 claims more than {MAX_IFD_ENTRIES} entries")
@@ -66,7 +67,7 @@ def read_exif(payload: bytes, base: int = 0) -> ExifResult:
     with _WARNINGS_LOCK, warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            _read(payload, base, result, crowded)
+            _read(payload, base, result, crowded, stored)
         except Exception as exc:  # noqa: BLE001 - hostile EXIF must never stop the record
             result.problems.append(f"EXIF partly unreadable: {type(exc).__name__}: {exc}")
     for w in caught[:5]:
@@ -74,7 +75,8 @@ def read_exif(payload: bytes, base: int = 0) -> ExifResult:
     return result
 
 
-def _read(payload: bytes, base: int, result: ExifResult, skip: set[int]) -> None:
+def _read(payload: bytes, base: int, result: ExifResult, skip: set[int],
+          stored: dict[str, dict[int, Stored]]) -> None:
     exif = Image.Exif()
     exif.load(payload)
     ifd0 = _values(exif, list(exif))
@@ -84,21 +86,19 @@ def _read(payload: bytes, base: int, result: ExifResult, skip: set[int]) -> None
     ifd1 = _get_ifd(exif, ExifTags.IFD.IFD1, result, skip)
 
     big_endian = payload[:2] == b"MM"
-    chosen: dict[str, str] = {}
     priority_dir = "IFD0" if ifd0.get(0x00FE) == 0 else None  # SubfileType 0: IFD0 is the main image
     for ifd_name, table, tag_id, value in _in_exiftool_order(ifd0, exif_ifd, gps, interop, ifd1):
-        printed = _printed(result, table, tag_id, value, big_endian)
+        as_stored = stored.get(ifd_name, {}).get(tag_id)
+        printed = _printed(result, table, tag_id, value, big_endian, as_stored)
         if printed is None:
             continue
-        name = table[tag_id].name
-        if name not in chosen or _priority(ifd_name, tag_id, priority_dir):
-            chosen[name] = printed
-    result.tags += [Tag("EXIF", name, value) for name, value in chosen.items()]
+        priority = _priority(ifd_name, tag_id, priority_dir)
+        result.tags.append(Tag("EXIF", table[tag_id].name, printed, priority))
     _add_thumbnail(result, ifd1, payload, base)
 
-    make = ifd0.get(0x010F)
-    if make is not None:
-        result.make = T.string(trim=True)(make)
+    make = next((t.value for t in result.tags if t.name == "Make" and t.priority), None)
+    if isinstance(make, str):
+        result.make = make  # as printed: a Make stored as BYTE is numbers, for exiftool too
     note = exif_ifd.get(0x927C)
     if isinstance(note, str):  # declared ASCII by some cameras (RapidFire)
         note = note.encode("latin-1", "replace")
@@ -107,14 +107,25 @@ def _read(payload: bytes, base: int, result: ExifResult, skip: set[int]) -> None
     result.gps = gps
     comment = exif_ifd.get(0x9286)
     if comment is not None:
-        result.user_comment = T.user_comment(comment)
+        result.user_comment = T.user_comment(comment, big_endian)
 
 
 _TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 13: 4}
+_INT_FORMATS = {1: "B", 3: "H", 4: "I", 6: "b", 8: "h", 9: "i"}
 
 
-def _defuse(payload: bytes) -> tuple[bytes, set[int], list[str]]:
-    """Make a hostile TIFF structure harmless before Pillow reads it (whatever Pillow's version).
+@dataclass
+class Stored:
+    """An entry as stored: its TIFF type and, for integer types, its values (Pillow keeps only as
+    many values as the EXIF standard expects for the tag; exiftool prints them all)."""
+
+    type: int
+    numbers: tuple[int, ...] | None = None
+
+
+def _defuse(payload: bytes) -> tuple[bytes, set[int], list[str], dict[str, dict[int, Stored]]]:
+    """Make a hostile TIFF structure harmless before Pillow reads it (whatever Pillow's version),
+    and note each entry's stored type (Pillow gives BYTE and UNDEFINED values alike, as bytes).
 
     An IFD (IFD0, Exif, GPS, Interop, IFD1) claiming more than MAX_IFD_ENTRIES entries is named in
     the returned set, to be skipped. In each IFD, values stored out of line may together claim at
@@ -125,6 +136,9 @@ def _defuse(payload: bytes) -> tuple[bytes, set[int], list[str]]:
     buf = bytearray(payload)
     crowded: set[int] = set()
     problems: list[str] = []
+    types: dict[str, dict[int, Stored]] = {}
+    names = {0: "IFD0", ExifTags.IFD.Exif: "ExifIFD", ExifTags.IFD.GPSInfo: "GPS",
+             ExifTags.IFD.Interop: "InteropIFD", ExifTags.IFD.IFD1: "IFD1"}
 
     def u16(at: int) -> int:
         return struct.unpack_from(order + "H", buf, at)[0] if 0 < at <= len(buf) - 2 else 0
@@ -138,9 +152,13 @@ def _defuse(payload: bytes) -> tuple[bytes, set[int], list[str]]:
             crowded.add(which)
             return {}, 0
         budget, dropped, values = len(buf), 0, {}
+        stored = types.setdefault(names[which], {})
         for entry in range(offset + 2, min(offset + 2 + 12 * count, len(buf) - 11), 12):
             tag, typ, n = struct.unpack_from(order + "HHI", buf, entry)
             size = n * _TYPE_SIZES.get(typ, 0)
+            if tag not in stored:
+                at = entry + 8 if size <= 4 else u32(entry + 8)
+                stored[tag] = Stored(typ, _numbers(buf, order, typ, n, at))
             if size > 4:
                 budget -= size
                 if budget < 0:
@@ -162,7 +180,15 @@ def _defuse(payload: bytes) -> tuple[bytes, set[int], list[str]]:
                 walk(sub[0xA005], ExifTags.IFD.Interop)
     if next_ifd and next_ifd not in seen:
         walk(next_ifd, ExifTags.IFD.IFD1)
-    return bytes(buf), crowded, problems
+    return bytes(buf), crowded, problems, types
+
+
+def _numbers(buf: bytearray, order: str, typ: int, count: int, at: int) -> tuple[int, ...] | None:
+    """The values of an integer-typed entry (at most 64 of them: only text tags use this)."""
+    fmt = _INT_FORMATS.get(typ)
+    if fmt is None or not 0 < count <= 64 or at + count * _TYPE_SIZES[typ] > len(buf):
+        return None
+    return struct.unpack_from(f"{order}{count}{fmt}", buf, at)
 
 
 def _values(exif: Image.Exif, keys: list[int]) -> dict[int, Any]:
@@ -194,11 +220,11 @@ _LOW_PRIORITY = frozenset({0x0100, 0x0101, 0x0102, 0x0103, 0x0106, 0x010E, 0x011
                            0x011B, 0x011C, 0x0128, 0x013F, 0x0211, 0x0212, 0x0213, 0x0214, 0xA403})
 
 
-def _priority(ifd_name: str, tag_id: int, priority_dir: str | None) -> bool:
-    """Whether this duplicate replaces the value already found (exiftool's FoundTag rule)."""
+def _priority(ifd_name: str, tag_id: int, priority_dir: str | None) -> int:
+    """exiftool's priority for this tag here (FoundTag: 0 never replaces a value already found)."""
     if tag_id in _LOW_PRIORITY:
-        return ifd_name == priority_dir
-    return ifd_name != "IFD1"
+        return int(ifd_name == priority_dir)
+    return int(ifd_name != "IFD1")
 
 
 Entry = tuple[str, dict[int, T.TagDef], int, Any]
@@ -228,12 +254,21 @@ def _in_exiftool_order(ifd0: dict[int, Any], exif_ifd: dict[int, Any], gps: dict
 
 
 def _printed(result: ExifResult, table: dict[int, T.TagDef], tag_id: int, value: Any,
-             big_endian: bool) -> str | None:
+             big_endian: bool, stored: Stored | None = None) -> str | None:
     tag = table[tag_id]
+    if stored is not None and T.is_text_tag(tag):
+        # exiftool prints what is stored: a Make stored as BYTE or SHORT is numbers ("66 89 0")
+        if stored.numbers is not None:
+            return " ".join(str(n) for n in stored.numbers)
+        if stored.type in (1, 6) and isinstance(value, (bytes, bytearray)):
+            return T.numbers(value)
     if tag.signed_rational and not T.is_rational(T.values(value)[0] if T.values(value) else None):
         value = T.as_signed_rational(value, big_endian)
     try:
-        printed = T.print_value(tag, value)
+        if tag.convert is T.user_comment:
+            printed = T.user_comment(value, big_endian)
+        else:
+            printed = T.print_value(tag, value)
     except Exception:  # noqa: BLE001 - a malformed value is skipped, like exiftool does
         return None
     if len(printed) > MAX_TEXT_CHARS:
@@ -247,7 +282,7 @@ def _add_thumbnail(result: ExifResult, ifd1: dict[int, Any], payload: bytes, bas
     offset, length = ifd1.get(0x0201), ifd1.get(0x0202)
     if not isinstance(offset, int) or not isinstance(length, int):
         return
-    result.tags.append(Tag("EXIF", "ThumbnailOffset", str(offset + base)))
-    result.tags.append(Tag("EXIF", "ThumbnailLength", str(length)))
+    result.tags.append(Tag("EXIF", "ThumbnailOffset", str(offset + base), 0))
+    result.tags.append(Tag("EXIF", "ThumbnailLength", str(length), 0))
     if 0 < length and offset + length <= len(payload):
-        result.tags.append(Tag("EXIF", "ThumbnailImage", text.binary_placeholder(length)))
+        result.tags.append(Tag("EXIF", "ThumbnailImage", text.binary_placeholder(length), 0))

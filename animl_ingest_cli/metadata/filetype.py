@@ -3,6 +3,11 @@
 A PNG named `.jpg` is a PNG; a JPEG with an MPF second frame is still a JPEG (Pillow says MPO);
 text and HTML saved under an image name are text and HTML. Only when the content says nothing
 (an empty file, unknown bytes) does the type fall back to the extension, as the Node ingest did.
+
+Where the content is JPEG or PNG, exiftool 12.57 lets the name pick a variant of that format
+(`_NAMED_VARIANTS`, measured: docs/metadata.md): JPEG bytes named `.mpo` are MPO, whether or not
+they hold an MPF segment, and PNG bytes named `.mng` are MNG (`video/mng`). Animl ingests only
+`.jpg`, `.jpeg` and `.png` names, so for ingest this changes nothing; `inspect` shows it.
 """
 
 from __future__ import annotations
@@ -21,11 +26,11 @@ class FileType:
 
     @property
     def is_jpeg(self) -> bool:
-        return self.from_content and self.name == "JPEG"
+        return self.from_content and self.name in ("JPEG", "MPO", "THM", "JPS", "INSP")
 
     @property
     def is_png(self) -> bool:
-        return self.from_content and self.name == "PNG"
+        return self.from_content and self.name in ("PNG", "APNG", "MNG", "JNG")
 
 
 JPEG = FileType("JPEG", "jpg", "image/jpeg")
@@ -53,20 +58,34 @@ _TEXT_SAMPLE = 65536
 
 _BY_EXTENSION = {"jpg": JPEG, "jpeg": JPEG, "png": PNG}
 
+# exiftool's variants chosen by the file name when the bytes are JPEG or PNG (is_jpeg/is_png stay
+# true for them: they are read as JPEG and PNG).
+_NAMED_VARIANTS: dict[str, dict[str, FileType]] = {
+    "JPEG": {"mpo": FileType("MPO", "mpo", "image/jpeg"), "thm": FileType("THM", "thm", "image/jpeg"),
+             "jps": FileType("JPS", "jps", "image/x-jps"), "insp": FileType("INSP", "insp", "image/jpeg")},
+    "PNG": {"apng": FileType("APNG", "apng", "image/apng"), "mng": FileType("MNG", "mng", "video/mng"),
+            "jng": FileType("JNG", "jng", "image/jng")},
+}
+
 
 def detect(data: bytes, name: str = "") -> FileType:
     head = data[:64]
     for pattern, ftype in _MAGIC:
         if pattern.match(head):
-            return ftype
+            variants = _NAMED_VARIANTS.get(ftype.name)
+            return variants.get(_extension(name), ftype) if variants else ftype
     if data and not _BINARY_BYTES.search(data[:_TEXT_SAMPLE]):
         return _TEXT
     return from_extension(name)
 
 
+def _extension(name: str) -> str:
+    return PurePosixPath(name.replace("\\", "/")).suffix.lower().lstrip(".")
+
+
 def from_extension(name: str) -> FileType:
     """The type the file name promises (used when the content cannot tell)."""
-    ext = PurePosixPath(name.replace("\\", "/")).suffix.lower().lstrip(".")
+    ext = _extension(name)
     known = _BY_EXTENSION.get(ext)
     if known:
         return FileType(known.name, ext, known.mime, from_content=False)

@@ -1,5 +1,5 @@
 """The md record: every tag under exiftool's name, first non-empty value wins, plus the normalised
-fields animl-api reads (CONTRACT.md section 3, EXIF.md).
+fields animl-api reads (CONTRACT.md section 3, docs/metadata.md).
 
 One pass over the bytes: the file type from the magic bytes, the JPEG markers (or PNG chunks) up
 to the scan data, the EXIF block with Pillow, the maker note. No pixel is decoded.
@@ -21,12 +21,16 @@ from animl_ingest_cli.metadata.filetype import FileType, detect
 from animl_ingest_cli.metadata.gps import gps_position
 from animl_ingest_cli.metadata.jpeg import parse_jpeg
 from animl_ingest_cli.metadata.png import parse_png
+from animl_ingest_cli.metadata.xmp import read_xmp
 
 UNKNOWN = "unknown"
 MAX_MD_TEXT = 262_144       # total characters of tag values kept in one record
 API_SIZE_LIMIT = 8_000_000  # animl-api refuses images of this many bytes or more
 
-_DATE = re.compile(r"\s*(\d{4})[:\-/.](\d{1,2})[:\-/.](\d{1,2})[ T](\d{1,2}):(\d{2}):(\d{2})")
+# The Node ingest parsed DateTimeOriginal with strptime('%Y:%m:%d %H:%M:%S'): other separators
+# (`2010/10/10`, `2010-10-10`, a `T`) were no date to it. What follows the seconds (sub-seconds,
+# a zone) is ignored: the wall clock is kept (docs/metadata.md).
+_DATE = re.compile(r"(\d{4}):(\d{1,2}):(\d{1,2}) (\d{1,2}):(\d{2}):(\d{2})")
 
 
 @dataclass
@@ -83,7 +87,6 @@ class _Reader:
         is_image = (ftype.is_jpeg or ftype.is_png) and bool(self.width) and bool(self.height)
         if (ftype.is_jpeg or ftype.is_png) and not is_image:
             self.errors.append(f"corrupt image file: {ftype.name} image size unreadable")
-        self._maker_note()
         if is_image:
             self.tags.append(Tag("Composite", "ImageSize", f"{self.width}x{self.height}"))
             self.tags.append(Tag("Composite", "Megapixels", _megapixels(self.width or 0, self.height or 0)))
@@ -107,11 +110,20 @@ class _Reader:
         self.notes += info.problems
         self.comment = info.comment
         segment_tags = [Tag(g, n, v) for g, n, v in info.tags]
-        exif_tags = self._exif(info.exif, info.exif_offset)
         self.tags += [Tag(g, n, v) for g, n, v in info.file_tags]
         if info.comment is not None:
             self.tags.append(Tag("File", "Comment", text.printable(info.comment)))
-        self.tags += segment_tags[:info.exif_position] + exif_tags + segment_tags[info.exif_position:]
+        at = 0
+        for block in info.blocks:  # each block's tags where its segment sits
+            self.tags += segment_tags[at:block.position]
+            at = block.position
+            if block.kind == "exif":
+                self.tags += self._exif(block.payload, block.offset)
+            else:
+                xmp_tags, problems = read_xmp(block.payload)
+                self.tags += xmp_tags
+                self.notes += problems
+        self.tags += segment_tags[at:]
         if info.has_mpf:
             self.notes.append("JPEG with an MPF second image (Pillow says MPO, exiftool says JPEG)")
 
@@ -119,45 +131,57 @@ class _Reader:
         info = parse_png(self.data)
         self.width, self.height = info.width, info.height
         self.notes += info.problems
-        exif_tags = self._exif(info.exif, info.exif_offset)
+        exif_tags = self._exif(info.exif, info.exif_offset) if info.exif is not None else []
         self.tags += [Tag(g, n, v) for g, n, v in info.tags] + exif_tags
 
-    def _exif(self, payload: bytes | None, base: int) -> list[Tag]:
-        if payload is None:
-            return []
-        self.exif = read_exif(payload, base)
-        self.notes += self.exif.problems
+    def _exif(self, payload: bytes, base: int) -> list[Tag]:
+        """One EXIF block: its byte order (File group), its tags, then its maker note's tags. Later
+        blocks add to what `self.exif` (GPS, maker note, Make, UserComment) holds, as exiftool's
+        later duplicates win."""
+        block = read_exif(payload, base)
+        self.notes += block.problems
+        tags: list[Tag] = []
         order = {"II": "Little-endian (Intel, II)", "MM": "Big-endian (Motorola, MM)"}
-        if self.exif.byte_order:
-            self.tags.append(Tag("File", "ExifByteOrder", order[self.exif.byte_order]))
-        return self.exif.tags
-
-    def _maker_note(self) -> None:
-        note = self.exif.maker_note
-        layout, decoded = makernotes.decode_maker_note(note, self.exif.make)
-        self.tags += [Tag("MakerNotes", name, value) for name, value in decoded]
-        if layout is None:
-            unknown = makernotes.unknown_note_tag(note)
-            if unknown:
-                self.tags.append(Tag("EXIF", *unknown))
+        if block.byte_order:
+            tags.append(Tag("File", "ExifByteOrder", order[block.byte_order]))
+            self.exif.byte_order = block.byte_order
+        tags += block.tags
+        self.exif.make = block.make or self.exif.make
+        self.exif.gps.update(block.gps)
+        if block.user_comment is not None:
+            self.exif.user_comment = block.user_comment
+        note = block.maker_note
+        if note is not None:
+            self.exif.maker_note = note
+            layout, decoded = makernotes.decode_maker_note(note, self.exif.make)
+            tags += [Tag("MakerNotes", name, value) for name, value in decoded]
+            if layout is None:
+                unknown = makernotes.unknown_note_tag(note)
+                if unknown:
+                    tags.append(Tag("EXIF", *unknown))
+        return tags
 
     # -- the record -----------------------------------------------------------------------------
 
     def _flatten(self) -> dict[str, Any]:
-        """Group prefixes stripped, first non-empty value per name (the Node ingest's rule)."""
+        """What the Node ingest made of `exiftool -json -G`: the tags exiftool prints, in its
+        order, group prefixes stripped, the first non-empty value per name."""
         md: dict[str, Any] = {}
         budget = MAX_MD_TEXT
-        for tag in self.tags:
-            if tag.name in md or tag.value is None or tag.value == "":
+        for tag in exiftool_json_view(self.tags):
+            if tag.name in md or tag.value is None or tag.value == "" or tag.value == []:
                 continue
-            if isinstance(tag.value, str):
-                budget -= len(tag.value)
-                if budget < 0:
-                    self.notes.append(f"metadata over {MAX_MD_TEXT} characters: later tags left out")
-                    break
-                md[tag.name] = tag.value if tag.name == "SerialNumber" else text.json_scalar(tag.value)
+            value = tag.value
+            budget -= sum(len(v) for v in value) if isinstance(value, list) else len(str(value))
+            if budget < 0:
+                self.notes.append(f"metadata over {MAX_MD_TEXT} characters: later tags left out")
+                break
+            if isinstance(value, list):
+                md[tag.name] = [text.json_scalar(v) for v in value]
+            elif isinstance(value, str):
+                md[tag.name] = value if tag.name == "SerialNumber" else text.json_scalar(value)
             else:
-                md[tag.name] = tag.value
+                md[tag.name] = value
         return md
 
     def _normalise(self, md: dict[str, Any], ftype: FileType) -> None:
@@ -216,6 +240,54 @@ class _Reader:
                            ("GPSAltitude", pos.altitude)):
             if value is not None:
                 md[key] = value
+
+
+_DUPLICATE_KEY = re.compile(r"(.*?) ?\(\d+\)\Z")
+
+
+def exiftool_json_view(tags: list[Tag]) -> list[Tag]:
+    """The tags `exiftool -json -G` prints, in its order, from the tags in the order found.
+
+    exiftool 12.57 (FoundTag, GetTagList, the JSON writer), as measured on files whose segments
+    disagree (docs/metadata.md): a duplicate name replaces the value held under the plain name when
+    its priority is at least that value's (a missing or 0 priority counts as 1), and otherwise
+    takes the next "Name (n)" key. Output is sorted by family-0 group, groups in the order their
+    first tag was found, tags in found order; a "Name (n)" key is left out when the plain name's
+    value is in the same group, and each Group:Name is printed once.
+    """
+    slot: dict[str, int] = {}        # tag key -> index in tags
+    priority: dict[str, int] = {}
+    dupes: dict[str, int] = {}
+    for i, tag in enumerate(tags):
+        key = tag.name
+        if key in slot:
+            dupes[key] = dupes.get(key, 0) + 1
+            next_key = f"{key} ({dupes[key]})"
+            if tag.priority >= (priority.get(key) or 1):
+                slot[next_key] = slot[key]
+                if key in priority:
+                    priority[next_key] = priority[key]
+            else:
+                key = next_key
+            priority[key] = tag.priority
+        elif tag.priority:
+            priority[key] = tag.priority
+        slot[key] = i
+    group_rank: dict[str, int] = {}
+    for tag in tags:
+        group_rank.setdefault(tag.group, len(group_rank))
+    printed: list[Tag] = []
+    seen: set[tuple[str, str]] = set()
+    for key, i in sorted(slot.items(), key=lambda kv: (group_rank[tags[kv[1]].group], kv[1])):
+        tag = tags[i]
+        dup = _DUPLICATE_KEY.match(key)
+        if dup and dup.group(1) in slot and tags[slot[dup.group(1)]].group == tag.group:
+            continue
+        if (tag.group, tag.name) in seen:
+            continue
+        seen.add((tag.group, tag.name))
+        printed.append(tag)
+    return printed
 
 
 def iso_date(value: Any) -> str | None:

@@ -97,10 +97,14 @@ def enum(mapping: dict[Any, str], hex_unknown: bool = False) -> Converter:
     return convert
 
 
+_TEXT_CONVERTERS: set[Converter] = set()
+
+
 def string(trim: bool = False) -> Converter:
     def convert(value: Any) -> str:
         raw = value.encode("latin-1", "replace") if isinstance(value, str) else bytes(value)
         return text.printable(text.exif_string(raw, trim))
+    _TEXT_CONVERTERS.add(convert)
     return convert
 
 
@@ -130,8 +134,9 @@ def undefined(value: Any) -> str:
     return text.binary_placeholder(len(raw))
 
 
-def user_comment(value: Any) -> str:
-    return text.printable(text.user_comment(_raw(value)))
+def user_comment(value: Any, big_endian: bool = False) -> str:
+    """UserComment and the like; the TIFF byte order is where exiftool starts its UTF-16/JIS guess."""
+    return text.printable(text.user_comment(_raw(value), big_endian))
 
 
 def copyright_text(value: Any) -> str:
@@ -613,6 +618,11 @@ GPS_TAGS: dict[int, TagDef] = {
     0x1E: TagDef("GPSDifferential", enum({0: "No Correction", 1: "Differential Corrected"})),
     0x1F: TagDef("GPSHPositioningError", suffix(" m")),
 }
+
+
+def is_text_tag(tag: TagDef) -> bool:
+    """A tag exiftool prints as text when stored as ASCII (and as numbers when stored as BYTE)."""
+    return tag.convert is None or tag.convert in _TEXT_CONVERTERS
 
 
 def print_value(tag: TagDef, value: Any) -> str:

@@ -9,7 +9,9 @@ the md record carries the same values the Node ingest got from ``exiftool -json`
 
 from __future__ import annotations
 
+import functools
 import re
+import struct
 from typing import Any
 
 # Perl's \s on byte strings: space, \t, \n, \v, \f, \r (not \x1c-\x1f, \x85 or \xa0 as in Python).
@@ -73,12 +75,14 @@ def exif_string(raw: bytes, trim: bool = False) -> bytes:
 
 
 def user_comment(raw: bytes, big_endian: bool = False) -> bytes:
-    """EXIF UserComment-style text (exiftool's ConvertExifText).
+    """EXIF UserComment-style text (exiftool's ConvertExifText); `big_endian`: the TIFF byte order.
 
     The first 8 bytes name the character code: ``ASCII\\0\\0\\0``, NULs (undefined) or blanks:
-    the rest is cut at its first NUL. ``UNICODE\\0``: UTF-16 (byte order guessed). Any other header
-    (Cuddeback, BolyMedia write none): the whole value is the text. Trailing spaces are trimmed.
-    Returns UTF-8 bytes (NULs left in are removed at output, as exiftool's JSON writer does).
+    the rest is cut at its first NUL. ``UNICODE\\0``: UTF-16, byte order guessed as exiftool does
+    (`decode_utf16`). ``JIS\\0\\0\\0\\0\\0``: JIS X 0208 two-byte codes (`decode_jis`), not
+    Shift-JIS. Any other header (Cuddeback, BolyMedia write none): the whole value is the text.
+    Trailing spaces are trimmed. Returns UTF-8 bytes (NULs left in are removed at output, as
+    exiftool's JSON writer does; a lone UTF-16 surrogate is left for `printable` to turn into '?').
     """
     if len(raw) < 8:
         return raw
@@ -86,28 +90,87 @@ def user_comment(raw: bytes, big_endian: bool = False) -> bytes:
     if re.match(rb"(ASCII)?(\0|[\0 ]+$)", head):
         body = cut_at_nul(body)
     elif re.fullmatch(rb"UNICODE[\0 ]", head):
-        body = decode_utf16(body, big_endian).encode("utf-8")
+        body = _utf8(decode_utf16(body, big_endian))
     elif re.fullmatch(rb"JIS[\0 ]{5}", head):
-        body = body.decode("shift_jis", "replace").encode("utf-8")
+        body = _utf8(decode_jis(body, big_endian))
     else:
         body = raw
     return body.rstrip(b" ")
 
 
-def decode_utf16(raw: bytes, big_endian: bool = False) -> str:
-    """UTF-16 text of unknown byte order: honour a BOM, else guess from where the zero bytes are
-    (writers often use little-endian in big-endian EXIF), else the container's order."""
-    if len(raw) % 2:
-        raw = raw[:-1]
-    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
-        big_endian = raw.startswith(b"\xfe\xff")
-        raw = raw[2:]
-    else:
-        even_zeros = raw[0::2].count(0)
-        odd_zeros = raw[1::2].count(0)
-        if even_zeros != odd_zeros:
-            big_endian = even_zeros > odd_zeros
-    return raw.decode("utf-16-be" if big_endian else "utf-16-le", "replace")
+def _utf8(code_points: list[int]) -> bytes:
+    """Perl's pack('C0U*') then exiftool's cut at the first NUL character."""
+    text = "".join(chr(c) for c in code_points).split("\0", 1)[0]
+    return text.encode("utf-8", "surrogatepass")
+
+
+def _words(raw: bytes, big_endian: bool) -> list[int]:
+    n = len(raw) // 2  # an odd last byte is dropped, as Perl's unpack('n*') does
+    return list(struct.unpack(f"{'>' if big_endian else '<'}{n}H", raw[:2 * n]))
+
+
+def _swapped(words: list[int]) -> list[int]:
+    return [((w & 0xFF) << 8) | (w >> 8) for w in words]
+
+
+def decode_utf16(raw: bytes, big_endian: bool = False) -> list[int]:
+    """UTF-16 of unknown byte order as exiftool decodes it (Charset::Decompose, 'Unknown'): a BOM
+    decides; otherwise the words are read in the TIFF byte order and swapped when the high bytes
+    take more distinct values than the low bytes, or as many and the low byte is zero more often.
+    Valid surrogate pairs are joined. Returns code points."""
+    guess = True
+    if raw[:2] in (b"\xfe\xff", b"\xff\xfe"):
+        big_endian, raw, guess = raw[:2] == b"\xfe\xff", raw[2:], False
+    words = _words(raw, big_endian)
+    if guess:
+        high, low = {w >> 8 for w in words}, {w & 0xFF for w in words}
+        zero_high = sum(1 for w in words if not w & 0xFF00)
+        zero_low = sum(1 for w in words if not w & 0x00FF)
+        if len(high) > len(low) or (len(high) == len(low) and zero_low > zero_high):
+            words = _swapped(words)
+    out: list[int] = []
+    i = 0
+    while i < len(words):
+        w = words[i]
+        if 0xD800 <= w < 0xDC00 and i + 1 < len(words) and 0xDC00 <= words[i + 1] < 0xE000:
+            out.append(0x10000 + ((w & 0x3FF) << 10) + (words[i + 1] & 0x3FF))
+            i += 2
+        else:
+            out.append(w)
+            i += 1
+    return out
+
+
+@functools.lru_cache(maxsize=8192)
+def _jis_char(code: int) -> int | None:
+    """JIS X 0208 (1990) as exiftool's table (unicode.org JIS0208.TXT) maps it. Python's
+    iso2022_jp codec holds the same 6879 codes; only 0x2140 differs (exiftool: U+005C)."""
+    if code == 0x2140:
+        return 0x5C
+    hi, lo = code >> 8, code & 0xFF
+    if not (0x21 <= hi <= 0x7E and 0x21 <= lo <= 0x7E):
+        return None
+    try:
+        decoded = (b"\x1b$B" + bytes([hi, lo]) + b"\x1b(B").decode("iso2022_jp")
+    except UnicodeDecodeError:
+        return None
+    return ord(decoded) if len(decoded) == 1 else None
+
+
+def decode_jis(raw: bytes, big_endian: bool = False) -> list[int]:
+    """JIS X 0208 two-byte codes as exiftool decodes them (byte order 'Unknown'): words in the TIFF
+    byte order, each mapped through the table; a word with no mapping is kept as its own value.
+    When some words have no mapping and the other byte order leaves fewer, that order is used."""
+    def mapped(words: list[int]) -> tuple[list[int], int]:
+        chars = [_jis_char(w) for w in words]
+        return [w if c is None else c for w, c in zip(words, chars, strict=True)], chars.count(None)
+
+    first, errors = mapped(_words(raw, big_endian))
+    if errors:
+        other, other_errors = mapped(_words(raw, not big_endian))
+        if other_errors < errors:
+            return other
+    return first
 
 
 def ucs2le(raw: bytes) -> str:

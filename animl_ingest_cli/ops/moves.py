@@ -61,9 +61,16 @@ T = TypeVar("T")
 STAGING_PREFIX = ".animl-moving/"
 CHUNK = DELETE_BATCH  # objects in flight at once: one DeleteObjects call of sources per chunk
 DEFAULT_CONCURRENCY = MOVE_CONCURRENCY
+SPARE_CONNECTIONS = 8  # the listing, the DeleteObjects calls and SSM beside the copies
 PLANS = {"copy": "copy, verify, delete from the source",
          "present": "delete from the source only (the destination already holds it)",
          "journaled": "delete from the source only (copied by an earlier run)"}
+
+
+def connections_for(concurrency: int) -> int:
+    """HTTP connections the S3 client should keep for a move `concurrency` copies wide: one a copy
+    (each worker has one request under way), plus the main thread's (open_stage(connections=))."""
+    return concurrency + SPARE_CONNECTIONS
 
 
 class SomeFailed(AnimlError):

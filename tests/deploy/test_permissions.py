@@ -10,12 +10,18 @@ from tests.deploy import awscalls, checks
 from tests.deploy.policy import REPO
 
 STAGES = ("dev", "prod")
+def skip_absent(scope: checks.Scope) -> None:
+    if not scope.available():
+        pytest.skip(f"{scope.start_module} is not in the package yet: nothing to derive {scope.name} from")
+
+
 SCOPES = pytest.mark.parametrize("scope", checks.SCOPES, ids=lambda s: s.name.replace(" ", "-"))
 
 
 @SCOPES
 @pytest.mark.parametrize("stage", STAGES)
 def test_every_call_is_allowed(scope: checks.Scope, stage: str) -> None:
+    skip_absent(scope)
     problems = checks.missing_grants(scope, stage)
     assert not problems, "\n".join(problems)
 
@@ -23,6 +29,7 @@ def test_every_call_is_allowed(scope: checks.Scope, stage: str) -> None:
 @SCOPES
 @pytest.mark.parametrize("stage", STAGES)
 def test_nothing_is_granted_that_no_code_calls(scope: checks.Scope, stage: str) -> None:
+    skip_absent(scope)
     problems = checks.excess_grants(scope, stage)
     assert not problems, "\n".join(problems)
 

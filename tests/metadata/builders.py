@@ -58,7 +58,7 @@ def hyperfire_note(*, firmware: tuple[int, int, int] = (4, 1, 0), trigger: bytes
                    fahrenheit: int = 67, celsius: int = 19, serial: str = "H500HH06211894",
                    battery_mv: int = 7620, label: bytes = b"AE", swap_date: bool = False) -> bytes:
     """HyperFire (HC500...): `01 f1` then the firmware major (bytes 2-3: 2, 3 or 4), then
-    little-endian words at the offsets EXIF.md lists."""
+    little-endian words at the offsets docs/metadata.md lists."""
     b = bytearray(0x56 + 22)
     struct.pack_into("<H3H", b, 0, 0xF101, *firmware)
     struct.pack_into("<2H", b, 0x08, 0x2014, 0x0506)  # firmware date 2014:05:06
@@ -151,7 +151,7 @@ def hyperfire4k_note(*, serial: bytes = b"HF4K0000123456", label: bytes = b"RIDG
     return bytes(b)
 
 
-# (tag, TIFF type, value): type 2 ASCII and 7 UNDEFINED take bytes, 3 and 4 ints, 5 a (num, den) pair
+# (tag, TIFF type, value): types 1 BYTE, 2 ASCII and 7 UNDEFINED take bytes, 3 and 4 ints, 5 a (num, den) pair
 Entry = tuple[int, int, Any]
 
 
@@ -165,7 +165,7 @@ def tiff(ifd0: list[Entry], exif_ifd: list[Entry] | None = None, big_endian: boo
         data_at = at + 2 + 12 * len(entries) + 4
         head, data = struct.pack(order + "H", len(entries)), b""
         for tag, typ, value in entries:
-            if typ in (2, 7):
+            if typ in (1, 2, 7):
                 raw, count = bytes(value), len(value)
             elif typ == 5:
                 raw, count = struct.pack(order + "II", *value), 1

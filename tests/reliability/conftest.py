@@ -22,7 +22,7 @@ from animl_ingest_cli.context import StageContext, open_stage
 from animl_ingest_cli.ingest import Ingestor, Outcome
 from tests.apistub import ApiStub
 from tests.ops.helpers import shared_model_loader  # noqa: F401 - autouse: one botocore model loader
-from tests.reliability import figures
+from tests.reliability import figures, s3rules
 from tests.reliability.faults import AwsFaults
 from tests.reliability.invariants import Report, S3View, check
 from tests.test_ingest import camera_jpeg
@@ -52,6 +52,14 @@ def quick_botocore_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(ExponentialBackoff, "_DEFAULT_BACKOFF_CONFIG",
                         {"throttling_base_scale": 0.001, "non_throttling_base_scale": 0.0005})
+
+
+@pytest.fixture(autouse=True)
+def s3_as_s3() -> Iterator[None]:
+    """moto answers as S3 would where it does not by itself (s3rules.py): CopyObject conditions,
+    atomic check-then-write, the key and metadata limits."""
+    with s3rules.installed():
+        yield
 
 
 @pytest.fixture(autouse=True)
@@ -142,16 +150,21 @@ class World:
 
     def ingest(self, ctx: StageContext | None = None, api: Any = None, concurrency: int = 4,
                prefix: str = "") -> dict[str, Outcome]:
-        """`animl-ingest ingest s3://<ingestion>/<prefix>` in-process: the CLI's own worker pool over
-        the CLI's own listing. Returns key -> outcome."""
-        from animl_ingest_cli.cli.ingest import _run
+        """`animl-ingest ingest s3://<ingestion>/<prefix>` in-process: the core's worker pool (what the CLI
+        runs) over the CLI's own listing. Returns key -> outcome."""
+        from animl_ingest_cli.pool import Limits, process_all
         from animl_ingest_cli.sources import iter_work, parse_sources
 
         ctx = ctx or self.ctx()
         results: dict[str, Outcome] = {}
-        ingestor = Ingestor(ctx, api or self.api(), on_outcome=lambda o: results.__setitem__(o.key, o))
         work = iter_work(ctx, parse_sources([f"s3://{BUCKETS['ingestion']}/{prefix}"]))
-        _run(ingestor, work, concurrency, lambda o: results.__setitem__(o.key, o))
+        run = process_all(Ingestor(ctx, api or self.api()), work, Limits.default(images=concurrency))
+        try:
+            for o in run:
+                results[o.key] = o
+        finally:
+            for o in run.close():
+                results[o.key] = o
         return results
 
     def redrive_all(self, ctx: StageContext | None = None) -> int:

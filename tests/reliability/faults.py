@@ -4,10 +4,9 @@ Three tools, one per way the code under test runs:
 - `AwsFaults`: in-process, on a boto3 client's `before-send` event, so the fault sits inside
   botocore's retry loop exactly where a real network or S3 failure would (standard retry mode sees
   it and retries). A fault is either *before* the change (S3 never saw the request) or *after* it
-  (the request reached moto and was applied, then the answer is lost or turned into a 500). These
-  clients also get S3's answer to a conditional copy (`If-None-Match: *`) to a key that is taken,
-  412 PreconditionFailed, which moto does not give: a retried copy whose first answer was lost
-  meets exactly that.
+  (the request reached moto and was applied, then the answer is lost or turned into a 500). S3's
+  answers that moto does not give (a conditional copy to a taken key: 412, which a retried copy whose
+  first answer was lost meets; the key and metadata limits) come from s3rules.py, inside moto.
 - `FaultProxy`: a loopback HTTP proxy in front of moto's server or the animl-api stand-in, for the
   installed CLI in a subprocess. It counts every request it forwards and can SIGKILL the process at
   the N-th one, before forwarding it (never applied) or after (applied, answer never delivered).
@@ -119,7 +118,6 @@ class AwsFaults:
     crash_when: str = BEFORE
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _http: URLLib3Session = field(default_factory=URLLib3Session)
-    _plain: Any = None
 
     def attach(self, client: Any) -> Any:
         service = client.meta.service_model.service_name
@@ -144,11 +142,6 @@ class AwsFaults:
     def _on_send(self, service: str, event_name: str, request: Any) -> AWSResponse | None:
         op = event_name.rsplit(".", 1)[-1]
         bucket = _bucket_of(request.url) if service == "s3" else ""
-        conditional = request.headers.get("If-None-Match") in ("*", b"*")
-        if op == "CopyObject" and conditional and self._exists(request):
-            response = _error_response(request, service, 412, "PreconditionFailed")
-            _bypass_moto(request)  # as S3 answers a conditional copy to a taken key (moto copies)
-            return response
         with self._lock:
             rule = next((r for r in self.rules if r.matches(op, bucket) and r.take()), None)
         self.crash_point(op, lambda: self._apply(event_name, request))
@@ -196,23 +189,6 @@ class AwsFaults:
                 return call
 
         return CrashingApi()
-
-    def _exists(self, request: Any) -> bool:
-        """Whether the object a CopyObject request writes exists (asked without these hooks)."""
-        import boto3
-
-        parts = urlsplit(request.url)
-        path = unquote(parts.path).lstrip("/")
-        bucket = _bucket_of(request.url)
-        key = path if ".s3." in (parts.hostname or "") else path.split("/", 1)[1]
-        if self._plain is None:
-            endpoint = None if ".s3." in (parts.hostname or "") else f"{parts.scheme}://{parts.netloc}"
-            self._plain = boto3.session.Session().client("s3", endpoint_url=endpoint)
-        try:
-            self._plain.head_object(Bucket=bucket, Key=key)
-        except botocore.exceptions.ClientError:
-            return False
-        return True
 
     def _apply(self, event_name: str, request: Any) -> None:
         """Let the request reach S3 (moto in-process, or moto's server) and drop its answer."""
