@@ -14,6 +14,7 @@ import typer
 import typer.main
 
 from animl_ingest_cli import __version__
+from animl_ingest_cli.cli import batch as batch_cmd
 from animl_ingest_cli.cli import (
     batches,
     deadletter,
@@ -68,6 +69,7 @@ app.add_typer(deadletter.app, name="deadletter", short_help=deadletter.SHORT)
 app.add_typer(runbook.app, name="runbook", short_help=runbook.SHORT)
 app.command("config", help=config_cmd.HELP, short_help=config_cmd.SHORT,
             epilog=config_cmd.EPILOG)(config_cmd.config)
+app.add_typer(batch_cmd.app, name="batch", short_help=batch_cmd.SHORT)
 
 INTERRUPTED = "interrupted: what was done stays done; run the same command again to finish"
 

@@ -13,14 +13,14 @@ from animl_ingest_cli.config import MOVE_CONCURRENCY
 from animl_ingest_cli.errors import Interrupted
 
 if TYPE_CHECKING:
-    from animl_ingest_cli.ops.moves import MoveSummary, Outcome
+    from animl_ingest_cli.ops.moves import MoveOutcome, MoveSummary
 
 ConcurrencyOpt = Annotated[int, typer.Option(help="Copies under way at once.", min=1, max=256, metavar="N")]
 PrefixOpt = Annotated[str, typer.Option(help="Only keys starting with this.", metavar="PREFIX")]
 DEFAULT = MOVE_CONCURRENCY
 
 
-def run_moves_command(start: Callable[[Callable[[Outcome], None]], MoveSummary], *, title: str,
+def run_moves_command(start: Callable[[Callable[[MoveOutcome], None]], MoveSummary], *, title: str,
                       stage: str, json_out: bool, dry_run: bool,
                       count: Callable[[], int] | None = None) -> None:
     """Run `start(on_outcome)` and show it. Failures exit 1, Ctrl-C 130 (after the summary).
@@ -29,7 +29,7 @@ def run_moves_command(start: Callable[[Callable[[Outcome], None]], MoveSummary],
 
     bar = Bar(f"{title} on {stage}", "objects", json_mode=json_out or dry_run)
 
-    def on_outcome(o: Outcome) -> None:
+    def on_outcome(o: MoveOutcome) -> None:
         if json_out:
             emit_json(o.to_dict())
         elif o.status == "planned":

@@ -23,7 +23,7 @@ from animl_ingest_cli.runbook.state import state_path
 from animl_ingest_cli.runbook.steps import STEPS, Options, plan_text
 
 if TYPE_CHECKING:
-    from animl_ingest_cli.ops.moves import Outcome
+    from animl_ingest_cli.ops.moves import MoveOutcome
     from animl_ingest_cli.ops.queues import Snapshot
 
 SHORT = "The production deployment, step by step, resumable."
@@ -63,7 +63,7 @@ class CliOperator:
     def on_poll(self, snap: Snapshot, streak: int, stable: int) -> None:
         info(f"  poll: {snap.describe()}; idle {streak}/{stable}")
 
-    def on_outcome(self, outcome: Outcome) -> None:
+    def on_outcome(self, outcome: MoveOutcome) -> None:
         if outcome.status == "failed":
             warn(f"{outcome.key}: {outcome.detail}")
 
