@@ -1,6 +1,6 @@
 """The animl-api GraphQL client (`StageContext.api` decides which API a stage uses).
 
-Errors are mapped the way the Node ingest did (CONTRACT.md section 3), so the text of an `ApiError`
+Errors are mapped the way the Node ingest did (docs/animl.md, animl-api), so the text of an `ApiError`
 can become a dead-letter folder name: a non-2xx JSON `message` (API Gateway's 403 `Forbidden`), else
 the body text, a 2xx `errors[0].message`. Transport errors, timeouts, 5xx and malformed answers are
 retried with backoff, but never beyond the time the caller has left (a Lambda must keep enough time
@@ -269,8 +269,9 @@ class GraphQLApi:
         limit = urllib3.Timeout(total=budget, connect=min(CONNECT_TIMEOUT, budget))
         headers = {"Content-Type": "application/json", "x-api-key": self._api_key}
         try:
+            # requests hands a urllib3 Timeout to urllib3 as it is; its stubs only know numbers
             resp = self._http().post(self.url, data=body, headers=headers,
-                                     timeout=limit)
+                                     timeout=limit)  # type: ignore[arg-type]
             content = resp.content
         except requests.RequestException as exc:
             raise ApiError(_transport_text(exc), transient=True) from None

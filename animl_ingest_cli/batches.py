@@ -14,7 +14,7 @@ import posixpath
 import stat
 import tempfile
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
@@ -117,6 +117,33 @@ class ZipSource:
         if info is None:
             return None
         return ObjectInfo(key, info.file_size, "", None, keys.content_type_for(key), {})
+
+    # A zip is read only: the writing half of the Store interface refuses, so that a caller that
+    # mistook one for a bucket gets a one-line error for that object, not a crash.
+    def _read_only(self, op: str, key: str = "") -> StoreError:
+        return StoreError(f"{op} {self.uri(key)}: a zip file is read only", code="ReadOnly")
+
+    def put(self, key: str, data: bytes, content_type: str,
+            metadata: dict[str, str] | None = None, md5: str | None = None, *,
+            if_none_match: bool = False, if_match: str | None = None) -> str:
+        raise self._read_only("put", key)
+
+    def copy_from(self, src: Store, src_key: str, key: str, content_type: str | None = None,
+                  metadata: dict[str, str] | None = None, *, if_none_match: bool = False,
+                  source_etag: str | None = None) -> str:
+        raise self._read_only("copy", key)
+
+    def delete(self, key: str, *, if_match: str | None = None) -> None:
+        raise self._read_only("delete", key)
+
+    def delete_many(self, keys: Iterable[str]) -> list[tuple[str, str]]:
+        return [(k, "ReadOnly") for k in keys]
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        """The safe image entries under `prefix` (what `get` gives)."""
+        for entry in self.entries():
+            if entry.problem is None and entry.name.startswith(prefix):
+                yield ObjectInfo(entry.name, entry.size, "", None, keys.content_type_for(entry.name), {})
 
     def close(self) -> None:
         self.zip.close()

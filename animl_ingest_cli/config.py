@@ -1,6 +1,6 @@
 """Stage -> every name Animl uses (buckets, SSM parameters, queues, secret), in one place.
 
-Names follow CONTRACT.md: buckets default to `animl-images-<kind>-<stage>` and are overridden by the
+Names follow docs/animl.md: buckets default to `animl-images-<kind>-<stage>` and are overridden by the
 stack's SSM parameters when those exist; the API URL comes from `/api/url-<stage>`; the API key from
 env `API_KEY` (the deployed function), else `ANIML_API_KEY`, else Secrets Manager `api-key-<stage>`.
 These are the names; `context.StageContext` resolves them for a stage and records where each value
@@ -87,7 +87,7 @@ class Names:
 
     @property
     def queue_prefixes(self) -> tuple[str, ...]:
-        """Prefixes of every Animl SQS queue of the stage (CONTRACT.md section 4)."""
+        """Prefixes of every Animl SQS queue of the stage (docs/animl.md, Queues)."""
         s = self.stage
         return (f"inferenceQueue-{s}", f"inferenceDLQ-{s}", f"taskQueue-{s}", f"taskDLQ-{s}",
                 f"animl-ingest-{s}-batch-")
@@ -96,7 +96,7 @@ class Names:
     def batch_stack_prefix(self) -> str:
         return f"animl-ingest-{self.stage}-batch-"
 
-    # One bulk upload's per-batch stack and what it holds (CONTRACT.md section 7; animl-api hard-codes
+    # One bulk upload's per-batch stack and what it holds (docs/bulk-upload.md; animl-api hard-codes
     # the queue name). `batch` is the batch id, `batch-<uuid>`.
     def batch_stack(self, batch: str) -> str:
         return f"animl-ingest-{self.stage}-{batch}"

@@ -167,11 +167,11 @@ class StageContext:
             doc = json.loads(text)
         except ValueError:
             raise ConfigError(f"secret {secret} is not JSON") from None
-        key = doc.get("apikey") if isinstance(doc, dict) else None
-        if not isinstance(key, str) or not key:
+        found = doc.get("apikey") if isinstance(doc, dict) else None
+        if not isinstance(found, str) or not found:
             raise ConfigError(f"secret {secret} has no field apikey")
-        redact.register(key)
-        return key
+        redact.register(found)
+        return found
 
     def api(self, time_left: Callable[[], float] | None = None) -> Api:
         """The stage's API: the embedded catalog for `local`, else animl-api at `/api/url-<stage>`

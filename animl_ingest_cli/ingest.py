@@ -1,17 +1,15 @@
 """The core ingest function: one object in, one outcome out.
 
-Routing follows CONTRACT.md sections 1, 3, 5 and 6. The one rule everything else serves: the source
-object is deleted only after its terminal copy (serving, dead-letter or parking lot) is complete; when
+Routing follows docs/animl.md (keys, the API, maintenance). The one rule everything else serves: the
+source object is deleted only after its terminal copy (serving, dead-letter or parking lot) is complete; when
 no copy could be made, the source stays and the outcome is `failed`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
-import urllib.parse
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -19,9 +17,11 @@ from typing import Any
 
 from animl_ingest_cli import keys
 from animl_ingest_cli.api import Api
+from animl_ingest_cli.api_rules import TOO_LARGE, check_md, is_duplicate
 from animl_ingest_cli.context import StageContext
 from animl_ingest_cli.errors import AnimlError, ApiError, ImageError, StoreError
 from animl_ingest_cli.images import decode_cost_error, make_thumbnails
+from animl_ingest_cli.limits import quote_meta
 from animl_ingest_cli.metadata import read_metadata
 from animl_ingest_cli.stores import MAX_OBJECT_BYTES, S3Store, Store, TooLarge
 
@@ -32,7 +32,6 @@ SERVED, DEAD_LETTERED, PARKED, BATCH_SUBMITTED, SKIPPED, FAILED = (
 OUTCOMES = (SERVED, DEAD_LETTERED, PARKED, BATCH_SUBMITTED, SKIPPED, FAILED)
 S3_METADATA_LIMIT = 2048  # bytes of user metadata (keys + values) S3 accepts
 MAX_DEAD_LETTER_ATTEMPTS = 1000
-TOO_LARGE = "Image Size Exceed 8 MB"  # animl-api's answer for imageBytes >= 8000000
 
 
 @dataclass
@@ -55,19 +54,14 @@ class Outcome:
         return asdict(self)
 
 
-def quote_meta(value: str) -> str:
-    """S3 user metadata is ASCII only: percent-encode the UTF-8 text (CONTRACT.md section 1)."""
-    return urllib.parse.quote(value, safe="")
-
-
 def dead_letter_metadata(bucket: str, key: str, error: str, image_id: str | None,
                          batch: str | None) -> dict[str, str]:
     """The metadata every dead-lettered object carries; the error is cut to fit S3's 2 KB, the key never."""
-    meta = {"original-bucket": quote_meta(bucket), "original-key": quote_meta(key),
-            "image-id": quote_meta(image_id or keys.UNKNOWN_ID)}
+    meta = {keys.ORIGINAL_BUCKET: quote_meta(bucket), keys.ORIGINAL_KEY: quote_meta(key),
+            keys.IMAGE_ID: quote_meta(image_id or keys.UNKNOWN_ID)}
     if batch:
-        meta["batch-id"] = quote_meta(batch)
-    room = S3_METADATA_LIMIT - sum(len(k) + len(v) for k, v in meta.items()) - len("error")
+        meta[keys.BATCH_ID] = quote_meta(batch)
+    room = S3_METADATA_LIMIT - sum(len(k) + len(v) for k, v in meta.items()) - len(keys.ERROR)
     lo, hi = 0, len(error)
     while lo < hi:  # the longest prefix of the error whose encoding fits
         mid = (lo + hi + 1) // 2
@@ -76,7 +70,7 @@ def dead_letter_metadata(bucket: str, key: str, error: str, image_id: str | None
         else:
             hi = mid - 1
     encoded = quote_meta(error[:lo])
-    meta["error"] = encoded
+    meta[keys.ERROR] = encoded
     return meta
 
 
@@ -127,15 +121,15 @@ class Ingestor:
                     self._api = self.ctx.api(time_left=self.time_left)
         return self._api
 
-    def is_ingestion_source(self, src: Store) -> bool:
-        return src.bucket == self.ctx.bucket("ingestion") and src.uri("").startswith(
-            self.ctx.store("ingestion").uri(""))
-
     # --- entry point ------------------------------------------------------------------------------
-    def process(self, src: Store, key: str, *, delete_source: bool | None = None,
+    def process(self, src: Store, key: str, *, delete_source: bool,
                 batch: str | None = None) -> list[Outcome]:
         """Process one object. Returns its outcome, followed by the outcomes of the images of a zip
-        the local stage unpacked itself (AWS stages hand zips to AWS Batch)."""
+        the local stage unpacked itself (AWS stages hand zips to AWS Batch).
+
+        `delete_source`: the object is deleted once its copy is made. The caller decides, always
+        explicitly: True for the stage's ingestion bucket (the Lambda; `sources` for s3:// keys of
+        that bucket), False for every other source."""
         outcomes = self.run(src, key, delete_source=delete_source, batch=batch)
         for o in outcomes:
             log.info("%s %s -> %s %s", o.source, o.key, o.outcome, o.reason or o.error or "")
@@ -143,11 +137,9 @@ class Ingestor:
                 self.on_outcome(o)
         return outcomes
 
-    def run(self, src: Store, key: str, *, delete_source: bool | None = None,
+    def run(self, src: Store, key: str, *, delete_source: bool,
             batch: str | None = None) -> list[Outcome]:
         """`process` without the notifications (a zip's images are reported by their zip's call)."""
-        if delete_source is None:
-            delete_source = self.is_ingestion_source(src)
         try:
             return self._process(src, key, delete_source, batch)
         except AnimlError as exc:
@@ -208,7 +200,7 @@ class Ingestor:
 
     # --- images -----------------------------------------------------------------------------------
     def build_md(self, src: Store, key: str, data: bytes, batch: str | None = None) -> dict[str, Any]:
-        """The `md` record of CONTRACT.md section 3 for an object."""
+        """The `md` record for an object (docs/animl.md, The record the ingest sends)."""
         fm = read_metadata(data, keys.file_name(key))
         batch = batch or keys.batch_id(key)
         md: dict[str, Any] = {"Bucket": src.bucket, "Key": key, "FileName": keys.file_name(key),
@@ -266,7 +258,7 @@ class Ingestor:
             return self._dead_letter(src, key, md, data, [exc.message], None, out, delete_source)
         out.image_id = attempt.image_id
         if attempt.errors:
-            if attempt.image_id and any("E11000" in e for e in attempt.errors):
+            if attempt.image_id and is_duplicate(attempt.errors):
                 healed = self._heal_duplicate(src, key, data, md, attempt.image_id, out)
                 if healed:
                     self._delete_source(src, key, out, delete_source)
@@ -299,8 +291,6 @@ class Ingestor:
 
     def _plan(self, md: dict[str, Any], out: Outcome, errors: list[str] | None = None) -> Outcome:
         out.planned = True
-        from animl_ingest_cli.api_local import check_md  # dry runs only: sqlite3 stays out of the Lambda
-
         try:
             errors = errors or check_md(md).errors
         except ApiError as exc:
@@ -325,7 +315,7 @@ class Ingestor:
         targets = keys.serving_keys(image_id, ext)
         with self._cpu:
             medium, small = make_thumbnails(data)
-        origin = {"source-bucket": quote_meta(src.bucket), "source-key": quote_meta(key)}
+        origin = {keys.SOURCE_BUCKET: quote_meta(src.bucket), keys.SOURCE_KEY: quote_meta(key)}
         written: list[str] = []  # each key before its write: a write that failed may have landed
         try:
             written.append(targets["original"])
@@ -358,9 +348,7 @@ class Ingestor:
         if all(present.values()):
             original = present["original"]
             assert original is not None
-            same = (urllib.parse.unquote(original.metadata.get("source-key", "")) == key
-                    and urllib.parse.unquote(original.metadata.get("source-bucket", "")) == src.bucket)
-            if same:
+            if keys.is_from(original.metadata, src.bucket, key, keys.SOURCE_BUCKET, keys.SOURCE_KEY):
                 out.reason, out.healed = "already served", True
                 out.destinations.extend(serving.uri(k) for k in targets.values())
                 return True
@@ -420,8 +408,7 @@ class Ingestor:
             info = dlb.head(target)
             if info is None:
                 return target
-            if (urllib.parse.unquote(info.metadata.get("original-key", "")) == key
-                    and urllib.parse.unquote(info.metadata.get("original-bucket", "")) == bucket):
+            if keys.is_from(info.metadata, bucket, key):
                 return target
         raise StoreError(f"no free dead-letter key for {name} after {MAX_DEAD_LETTER_ATTEMPTS} tries")
 
@@ -454,7 +441,3 @@ def all_good(outcomes: list[Outcome]) -> bool:
     (what exit code 0 means)."""
     good = {SERVED, PARKED, BATCH_SUBMITTED, SKIPPED}
     return all(o.outcome in good and o.complete for o in outcomes)
-
-
-def md_json(md: dict[str, Any]) -> str:
-    return json.dumps(md, default=str, ensure_ascii=False)
