@@ -33,6 +33,8 @@ from animl_ingest_cli.errors import AccessDenied, RefusedError
 ACTIVE_JOB_STATUSES = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING")
 ENDED_JOB_STATUSES = ("SUCCEEDED", "FAILED")
 DESCRIBE_JOBS_LIMIT = 100  # job ids per DescribeJobs call
+_EARLIEST = dt.datetime.min.replace(tzinfo=dt.UTC)
+_LATEST = dt.datetime.max.replace(tzinfo=dt.UTC)
 
 
 @dataclass
@@ -198,8 +200,7 @@ def jobs_by_batch(ctx: StageContext, queue: str | None,
             continue
         info = JobInfo(j["jobId"], j.get("status", "?"), _millis(j.get("createdAt")), j.get("statusReason"))
         known = out.get(batch)
-        if known is None or (info.created or dt.datetime.min.replace(tzinfo=dt.UTC)) > \
-                (known.created or dt.datetime.min.replace(tzinfo=dt.UTC)):
+        if known is None or (info.created or _EARLIEST) > (known.created or _EARLIEST):
             out[batch] = info
     return out, None
 
@@ -223,8 +224,7 @@ def in_flight(ctx: StageContext) -> tuple[list[BatchView], list[str]]:
         views.setdefault(batch, BatchView(batch)).job = job
     notes = [n for n in (stack_note, job_note) if n]
     out = [_fill(ctx, v) for v in views.values()]
-    far = dt.datetime.max.replace(tzinfo=dt.UTC)
-    return sorted(out, key=lambda v: (v.created or far, v.batch)), notes
+    return sorted(out, key=lambda v: (v.created or _LATEST, v.batch)), notes
 
 
 def show(ctx: StageContext, batch: str) -> BatchView:
@@ -258,12 +258,16 @@ class TeardownPlan:
 def teardown(ctx: StageContext, batch: str, *, dry_run: bool = False,
              discard_dead_letters: bool = False) -> TeardownPlan:
     """What stopBatch's teardown does: DeleteStack, then `updateBatch {processingEnd}` (also for a
-    batch without a stack). Refused while its dead-letter queue holds messages unless
-    `discard_dead_letters` (they go with the stack). Audited."""
+    batch without a stack). Refused while its Batch job is active, and while its dead-letter queue
+    holds messages unless `discard_dead_letters` (they go with the stack). Audited."""
     if ctx.is_local:
         raise RefusedError("the local stage has no batch stacks to tear down")
     view = show(ctx, batch)
     plan = TeardownPlan(view, dry_run)
+    if view.job and view.job.active:
+        raise RefusedError(f"its Batch job {view.job.id} is {view.job.status}: it would go on writing "
+                           f"images for a batch that has ended. Stop it first (aws batch terminate-job "
+                           f"--job-id {view.job.id} --reason 'batch torn down'), then tear down")
     if view.dead and not discard_dead_letters:
         raise RefusedError(f"{view.dead} message(s) are dead in {view.dlq.name if view.dlq else 'its DLQ'}: "
                            f"redrive them first, or pass --discard-dead-letters to delete them with the "

@@ -176,6 +176,8 @@ FUNCTION = Scope(
         ("animl_ingest_cli.params", "SsmParams.put"):
             "imported with params, but only operators write parameters (maintenance on/off)",
     },
+    excluded_modules=(job_module, "the bulk-upload job runs in AWS Batch with its job role (JOB scope); "
+                                  "the function reaches it only on the local stage (Ingestor._local_batch)"),
 )
 
 OPERATOR = Scope(
