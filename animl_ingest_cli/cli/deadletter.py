@@ -20,6 +20,7 @@ from animl_ingest_cli.cli.common import (
     warn,
 )
 from animl_ingest_cli.cli.moves_view import DEFAULT, ConcurrencyOpt, PrefixOpt, run_moves_command
+from animl_ingest_cli.config import ALLOW_OPTION
 
 SHORT = "The dead-letter bucket: list, and redrive."
 app = new_app("The dead-letter bucket: what failed and why (one folder per error), and sending a folder "
@@ -72,6 +73,11 @@ def redrive(
                                        help="The error folder to redrive, as `deadletter list` shows it.")],
     stage: StageOpt = None,
     prefix: PrefixOpt = "",
+    allow_foreign_bucket: Annotated[list[str] | None, typer.Option(
+        ALLOW_OPTION, metavar="BUCKET",
+        help="Also send dead letters back to this bucket, which is not one of the stage's own "
+             "(repeat for several). Without it they are left in place and reported. A prod bucket "
+             "asks for the prod confirmation too.")] = None,
     concurrency: ConcurrencyOpt = DEFAULT,
     dry_run: DryRunOpt = False,
     yes: YesOpt = False,
@@ -90,6 +96,8 @@ def redrive(
         warn(message)
     run_moves_command(lambda on_outcome: redrive_objects(
         ctx, error, prefix=prefix, concurrency=concurrency, dry_run=dry_run, on_outcome=on_outcome,
-        confirm=lambda action: confirm_stage(ctx.stage, action, yes)),
+        confirm=lambda action: confirm_stage(ctx.stage, action, yes),
+        allow_buckets=allow_foreign_bucket or (),
+        confirm_prod=lambda action: confirm_stage("prod", action, yes)),
         title=f"redrive {error}", stage=ctx.stage, json_out=json_out, dry_run=dry_run,
         count=lambda: count_folder(ctx, error, prefix))

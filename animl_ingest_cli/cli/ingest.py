@@ -76,11 +76,12 @@ def ingest(
     from animl_ingest_cli.context import open_stage
     from animl_ingest_cli.ingest import Ingestor, all_good, summarize
     from animl_ingest_cli.pool import Limits, process_all
-    from animl_ingest_cli.sources import check_sources_exist, iter_work, parse_sources
+    from animl_ingest_cli.sources import check_sources_exist, iter_work, parse_sources, refuse_stage_outputs
 
     specs = parse_sources(sources, batch)
     limits = Limits.default(images=concurrency, cpu=cpus, bytes_in_flight=buffer_mb * MB)
     ctx = open_stage(stage, connections=limits.connections)
+    refuse_stage_outputs(ctx, specs)
     if not dry_run:
         confirm_stage(ctx.stage, f"Ingesting {', '.join(sources)}", yes)
     check_sources_exist(ctx, specs)
@@ -102,8 +103,9 @@ def ingest(
     if bar.shown:  # the total, counted alongside the work (a folder's files, a prefix's listing)
         threading.Thread(target=_count, args=(lambda: iter_work(ctx, specs, batch), bar, counted),
                          daemon=True, name="ingest-count").start()
-    run = process_all(Ingestor(ctx, dry_run=dry_run, stop_on_refused_key=True), iter_work(ctx, specs, batch),
-                      limits, on_progress)
+    ingestor = Ingestor(ctx, dry_run=dry_run, stop_on_refused_key=True)
+    ingestor.ready()
+    run = process_all(ingestor, iter_work(ctx, specs, batch), limits, on_progress)
     interrupted = False
     refused: ApiKeyRefused | None = None
     with bar:
