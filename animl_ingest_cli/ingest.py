@@ -13,6 +13,7 @@ import os
 import threading
 import urllib.parse
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -21,7 +22,7 @@ from animl_ingest_cli import keys
 from animl_ingest_cli.api import Api
 from animl_ingest_cli.context import StageContext
 from animl_ingest_cli.errors import AnimlError, ApiError, ImageError, StoreError
-from animl_ingest_cli.images import decode_cost_error, make_thumbnails
+from animl_ingest_cli.images import Thumbnail, decode_cost_error, make_thumbnails
 from animl_ingest_cli.metadata import read_metadata
 from animl_ingest_cli.stores import MAX_OBJECT_BYTES, S3Store, Store, TooLarge
 
@@ -88,6 +89,40 @@ def copy_object(dst: Store, src: Store, key: str, target: str, data: bytes, cont
         dst.copy_from(src, key, target, content_type=content_type, metadata=metadata)
     else:
         dst.put(target, data, content_type, metadata, md5=md5)
+
+
+SIDE_WORKERS = 256
+_side: ThreadPoolExecutor | None = None
+_side_lock = threading.Lock()
+
+
+def side_pool() -> ThreadPoolExecutor:
+    """Threads for the work one object runs beside its own thread: its thumbnails while createImage
+    is under way, two of its three serving writes. One pool for the whole process, made on first
+    use (a warm Lambda reuses it instead of leaving threads behind at every invocation)."""
+    global _side
+    with _side_lock:
+        if _side is None:
+            _side = ThreadPoolExecutor(max_workers=SIDE_WORKERS, thread_name_prefix="ingest-side")
+        return _side
+
+
+def side_by_side(calls: list[Callable[[], object]]) -> None:
+    """Run `calls` at the same time (the first in this thread) and return once every one has
+    finished; then raise the first one's exception, if any (so that a cleanup never races a write
+    still under way)."""
+    futures = [side_pool().submit(c) for c in calls[1:]]
+    first: BaseException | None = None
+    try:
+        calls[0]()
+    except BaseException as exc:  # noqa: BLE001 - raised below, once the others are done
+        first = exc
+    for f in futures:
+        err = f.exception()  # waits for it, whatever happened to the others
+        if first is None:
+            first = err
+    if first is not None:
+        raise first
 
 
 class Ingestor:
@@ -257,8 +292,24 @@ class Ingestor:
         with self._one_at_a_time(str(md.get("Hash"))):
             return self._record_and_serve(src, key, data, md, out, delete_source)
 
+    def _thumbnails(self, data: bytes) -> tuple[Thumbnail, Thumbnail]:
+        with self._cpu:
+            return make_thumbnails(data)
+
     def _record_and_serve(self, src: Store, key: str, data: bytes, md: dict[str, Any], out: Outcome,
                           delete_source: bool) -> Outcome:
+        # The thumbnails are made while createImage is under way (hundreds of milliseconds at a
+        # distance); they are used, or their ImageError raised, only once the record exists, as
+        # before. An image the API refuses costs a decode it did not need.
+        thumbs = side_pool().submit(self._thumbnails, data)
+        try:
+            return self._record_and_serve_with(src, key, data, md, out, delete_source, thumbs)
+        finally:
+            thumbs.cancel()
+
+    def _record_and_serve_with(self, src: Store, key: str, data: bytes, md: dict[str, Any],
+                               out: Outcome, delete_source: bool,
+                               thumbs: Future[tuple[Thumbnail, Thumbnail]]) -> Outcome:
         try:
             attempt = self.api.create_image(md)
         except ApiError as exc:
@@ -267,14 +318,14 @@ class Ingestor:
         out.image_id = attempt.image_id
         if attempt.errors:
             if attempt.image_id and any("E11000" in e for e in attempt.errors):
-                healed = self._heal_duplicate(src, key, data, md, attempt.image_id, out)
+                healed = self._heal_duplicate(src, key, data, md, attempt.image_id, out, thumbs)
                 if healed:
                     self._delete_source(src, key, out, delete_source)
                     return out
             return self._dead_letter(src, key, md, data, attempt.errors, attempt.image_id, out, delete_source)
         assert attempt.image_id, "createImage succeeded without an image id"
         try:
-            self._serve(src, key, data, md, attempt.image_id, out)
+            self._serve(src, key, data, md, attempt.image_id, out, thumbs)
         except (StoreError, ImageError) as exc:
             self._report_image_error(exc.message, attempt.image_id, md.get("batchId"))
             return self._dead_letter(src, key, md, data, [exc.message], attempt.image_id, out, delete_source)
@@ -316,24 +367,23 @@ class Ingestor:
         return out
 
     def _serve(self, src: Store, key: str, data: bytes, md: dict[str, Any], image_id: str,
-               out: Outcome) -> None:
+               out: Outcome, thumbs: Future[tuple[Thumbnail, Thumbnail]] | None = None) -> None:
         """The three serving copies: thumbnails first (a decode failure writes nothing), then the
-        original (server-side copy), medium and small; a partial set is removed on failure."""
+        original (server-side copy), medium and small, side by side; on a failure all three keys
+        are removed once every write has finished (a write that failed may have landed)."""
         serving = self.ctx.store("serving")
         ext = md.get("FileTypeExtension") or keys.file_name(key).rsplit(".", 1)[-1]
         ctype = md.get("MIMEType") or keys.content_type_for(key)
         targets = keys.serving_keys(image_id, ext)
-        with self._cpu:
-            medium, small = make_thumbnails(data)
+        medium, small = thumbs.result() if thumbs is not None else self._thumbnails(data)
         origin = {"source-bucket": quote_meta(src.bucket), "source-key": quote_meta(key)}
-        written: list[str] = []  # each key before its write: a write that failed may have landed
+        written = [targets["original"], targets["medium"], targets["small"]]
         try:
-            written.append(targets["original"])
-            copy_object(serving, src, key, targets["original"], data, ctype, origin, md.get("Hash"))
-            written.append(targets["medium"])
-            serving.put(targets["medium"], medium.data, medium.content_type)
-            written.append(targets["small"])
-            serving.put(targets["small"], small.data, small.content_type)
+            side_by_side([
+                lambda: copy_object(serving, src, key, targets["original"], data, ctype, origin,
+                                    md.get("Hash")),
+                lambda: serving.put(targets["medium"], medium.data, medium.content_type),
+                lambda: serving.put(targets["small"], small.data, small.content_type)])
         except StoreError:
             for k in written:
                 try:
@@ -344,7 +394,7 @@ class Ingestor:
         out.destinations.extend(serving.uri(k) for k in written)
 
     def _heal_duplicate(self, src: Store, key: str, data: bytes, md: dict[str, Any], image_id: str,
-                        out: Outcome) -> bool:
+                        out: Outcome, thumbs: Future[tuple[Thumbnail, Thumbnail]] | None = None) -> bool:
         """DUPLICATE_IMAGE for an image whose serving copies are missing means "make them" (a crash or
         a timeout after the record was created). The same object coming back after its copies were
         made (its source could not be deleted) also counts as served."""
@@ -366,7 +416,7 @@ class Ingestor:
                 return True
             return False
         try:
-            self._serve(src, key, data, md, image_id, out)
+            self._serve(src, key, data, md, image_id, out, thumbs)
         except (StoreError, ImageError) as exc:
             log.warning("healing %s failed: %s", image_id, exc.message)
             return False
