@@ -1,10 +1,8 @@
 """The local stage's embedded animl-api: a SQLite catalog that applies animl-api's createImage rules.
 
-The rules follow animl-api's `ImageModel.createImage` (CONTRACT.md section 3): keys are normalised,
-`serialNumber` and `hash` are required, validation errors are collected in animl-api's order (the
-`md.errors` strings, `Unknown Serial Number`, `Unknown DateTimeOriginal`, `Image Size Exceed 8 MB`),
-the image id is `<projectId>:<md5>`, and a second image with the same id in a project is refused
-with Mongo's E11000 text while the attempt still carries the id. The test stand-in server
+The validation rules are animl-api's createImage rules (api_rules, docs/animl.md); on top of them the
+image id is `<projectId>:<md5>`, and a second image with the same id in a project is refused with
+Mongo's E11000 text while the attempt still carries the id. The test stand-in server
 (tests/apistub.py) serves this same catalog, so the rules live in one place.
 
 One file, many writers: WAL journal, a busy timeout, one connection per thread, and every write in
@@ -19,15 +17,16 @@ import sqlite3
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from animl_ingest_cli.api import ImageAttempt, PerThread
+from animl_ingest_cli.api_rules import check_md, duplicate_text, normalise_md
 from animl_ingest_cli.errors import ApiError, StoreError
+from animl_ingest_cli.stores import NO_SPACE
 
 DEFAULT_PROJECT = "default_project"
-MAX_IMAGE_BYTES = 8_000_000   # animl-api: imageBytes >= 8 * 1000000 is refused
 BUSY_TIMEOUT_MS = 30_000
 
 SCHEMA = """
@@ -50,58 +49,6 @@ CREATE TABLE IF NOT EXISTS batch_errors (
 
 def now_iso() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
-def normalise_key(key: str) -> str:
-    """animl-api's sanitizeMetadata: lower-case the first letter unless the second character is
-    upper case (an acronym: `MIMEType`, `GPSLatitude`). A second character without case (a digit,
-    nothing) counts as upper case, as in the JS test `charAt(1) == charAt(1).toUpperCase()`."""
-    second = key[1:2]
-    return key[:1].lower() + key[1:] if second != second.upper() else key
-
-
-def normalise_md(md: dict[str, Any]) -> dict[str, Any]:
-    return {normalise_key(k): v for k, v in md.items()}
-
-
-def duplicate_text(image_id: str) -> str:
-    """Mongo's duplicate-key message for a second image with the same _id."""
-    return f'E11000 duplicate key error collection: animl.images index: _id_ dup key: {{ _id: "{image_id}" }}'
-
-
-@dataclass
-class MdCheck:
-    """The normalised md and what validation found (before the duplicate check)."""
-
-    md: dict[str, Any]
-    camera_id: str
-    errors: list[str] = field(default_factory=list)
-
-
-def check_md(md: dict[str, Any], override_serial: str | None = None) -> MdCheck:
-    """animl-api's createImage validation, in its order. Raises ApiError (a GraphQL error in
-    animl-api) when a required key is missing; returns the validation errors otherwise.
-
-    `override_serial` is the batch's overrideSerial: it replaces the camera's serial first.
-    """
-    if not isinstance(md, dict):
-        raise ApiError("md must be a JSON object")
-    norm = normalise_md(md)
-    for required in ("serialNumber", "hash"):
-        if norm.get(required) is None:
-            raise ApiError(f"md.{required} is required (animl-api cannot create an image without it)")
-    if override_serial:
-        norm["serialNumber"] = override_serial
-    camera_id = str(norm["serialNumber"])
-    errors = [e for e in (md.get("errors") or []) if isinstance(e, str)]
-    if not camera_id or camera_id == "unknown":
-        errors.append("Unknown Serial Number")
-    if not norm.get("dateTimeOriginal"):
-        errors.append("Unknown DateTimeOriginal")
-    size = _number(norm.get("imageBytes"))  # JS compares a numeric string as a number
-    if size is not None and size >= MAX_IMAGE_BYTES:
-        errors.append("Image Size Exceed 8 MB")
-    return MdCheck(norm, camera_id, errors)
 
 
 @dataclass
@@ -153,10 +100,13 @@ class LocalApi:
         conn.execute("BEGIN IMMEDIATE")
         try:
             yield conn
+            conn.execute("COMMIT")  # a COMMIT that fails (a full disk) rolls back too: never left open
         except BaseException:
-            conn.execute("ROLLBACK")
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass  # SQLite rolled back already
             raise
-        conn.execute("COMMIT")
 
     def close(self) -> None:
         """Close every connection this object opened (call once no thread uses it any more)."""
@@ -184,10 +134,8 @@ class LocalApi:
 
     def create_image_record(self, md: dict[str, Any]) -> AttemptRecord:
         """createImage with animl-api's answer shape (used by the stand-in server)."""
-        try:
+        with catalog_errors(self.path):
             return self._create_image(md)
-        except sqlite3.Error as exc:
-            raise ApiError(f"local catalog: {exc}", transient=True) from None
 
     def _create_image(self, md: dict[str, Any]) -> AttemptRecord:
         if not isinstance(md, dict):
@@ -237,7 +185,7 @@ class LocalApi:
         self.create_image_error_record(error, image, batch)
 
     def create_image_error_record(self, error: str, image: str, batch: str | None) -> dict[str, Any]:
-        with self._tx() as c:
+        with catalog_errors(self.path), self._tx() as c:
             return self._insert_image_error(c, error, image, batch, None)
 
     @staticmethod
@@ -257,7 +205,7 @@ class LocalApi:
         batch_id = fields.get("_id")
         if not batch_id:
             raise ApiError("updateBatch needs the batch _id")
-        with self._tx() as c:
+        with catalog_errors(self.path), self._tx() as c:
             row = c.execute("SELECT fields, override_serial FROM batches WHERE _id = ?",
                             (batch_id,)).fetchone()
             merged = json.loads(row["fields"]) if row else {}
@@ -275,7 +223,7 @@ class LocalApi:
 
     def create_batch_error_record(self, error: str, batch: str) -> dict[str, Any]:
         record = {"_id": str(uuid.uuid4()), "batch": batch, "error": error, "created": now_iso()}
-        with self._tx() as c:
+        with catalog_errors(self.path), self._tx() as c:
             c.execute("INSERT INTO batch_errors (_id, batch, error, created) "
                       "VALUES (:_id, :batch, :error, :created)", record)
         return record
@@ -304,21 +252,24 @@ class LocalApi:
         return self._rows("SELECT * FROM cameras ORDER BY rowid")
 
 
+@contextmanager
+def catalog_errors(path: Path) -> Iterator[None]:
+    """SQLite's errors as the Api's: a full disk is a StoreError with code NO_SPACE (it fails the
+    item, a rerun finishes it), anything else a transient ApiError, as an unreachable API is."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "is full" in str(exc):
+            raise StoreError(f"local catalog {path}: no space left on device", code=NO_SPACE) from None
+        raise ApiError(f"local catalog: {exc}", transient=True) from None
+
+
 def _statements(script: str) -> list[str]:
     return [s.strip() for s in script.split(";") if s.strip()]
 
 
 def _text(value: Any) -> str | None:
     return None if value is None else str(value)
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
 
 
 def _int(value: Any) -> int | None:

@@ -134,6 +134,8 @@ def translate(exc: Exception, what: str) -> AnimlError:
     """A botocore error as the project's error for it (ERROR_CODES), with a one-line message that
     starts with `what` (the operation and its target, `GetObject s3://bucket/key`)."""
     code = error_code(exc)
+    cls: type[AnimlError]
+    words: str | None
     if isinstance(exc, (botocore.exceptions.NoCredentialsError,
                         botocore.exceptions.PartialCredentialsError)):
         code = "NoCredentials"

@@ -1,6 +1,6 @@
 """Stage -> every name Animl uses (buckets, SSM parameters, queues, secret), in one place.
 
-Names follow CONTRACT.md: buckets default to `animl-images-<kind>-<stage>` and are overridden by the
+Names follow docs/animl.md: buckets default to `animl-images-<kind>-<stage>` and are overridden by the
 stack's SSM parameters when those exist; the API URL comes from `/api/url-<stage>`; the API key from
 env `API_KEY` (the deployed function), else `ANIML_API_KEY`, else Secrets Manager `api-key-<stage>`.
 These are the names; `context.StageContext` resolves them for a stage and records where each value
@@ -10,6 +10,7 @@ came from.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +28,22 @@ def maintenance_flag(value: str | None) -> bool:
     """What the maintenance parameter means, as the ingest function obeys it: the String `true` (any
     case, spaces ignored) is on; anything else, or a missing parameter (None), is off."""
     return value is not None and value.strip().lower() == "true"
+
+
+# S3's bucket naming rules (3-63 characters; lower-case letters, digits, dots, hyphens; a letter or a
+# digit at each end; no two dots in a row). The local stage keeps each bucket in a folder of that name,
+# so a name that passes can never point outside ANIML_LOCAL_DIR.
+_BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+
+def is_bucket_name(name: object) -> bool:
+    return isinstance(name, str) and bool(_BUCKET_NAME.match(name)) and ".." not in name
+
+
+def is_prod_bucket(name: str) -> bool:
+    """A bucket of the prod stage, as far as a name tells: every prod bucket Animl makes (the defaults
+    `animl-images-<kind>-prod` and the stack's) ends in `-prod`."""
+    return name.endswith("-prod")
 
 
 def check_stage(stage: str | None) -> str:
@@ -87,7 +104,7 @@ class Names:
 
     @property
     def queue_prefixes(self) -> tuple[str, ...]:
-        """Prefixes of every Animl SQS queue of the stage (CONTRACT.md section 4)."""
+        """Prefixes of every Animl SQS queue of the stage (docs/animl.md, Queues)."""
         s = self.stage
         return (f"inferenceQueue-{s}", f"inferenceDLQ-{s}", f"taskQueue-{s}", f"taskDLQ-{s}",
                 f"animl-ingest-{s}-batch-")
@@ -96,7 +113,7 @@ class Names:
     def batch_stack_prefix(self) -> str:
         return f"animl-ingest-{self.stage}-batch-"
 
-    # One bulk upload's per-batch stack and what it holds (CONTRACT.md section 7; animl-api hard-codes
+    # One bulk upload's per-batch stack and what it holds (docs/bulk-upload.md; animl-api hard-codes
     # the queue name). `batch` is the batch id, `batch-<uuid>`.
     def batch_stack(self, batch: str) -> str:
         return f"animl-ingest-{self.stage}-{batch}"

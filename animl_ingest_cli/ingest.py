@@ -1,17 +1,15 @@
 """The core ingest function: one object in, one outcome out.
 
-Routing follows CONTRACT.md sections 1, 3, 5 and 6. The one rule everything else serves: the source
-object is deleted only after its terminal copy (serving, dead-letter or parking lot) is complete; when
+Routing follows docs/animl.md (keys, the API, maintenance). The one rule everything else serves: the
+source object is deleted only after its terminal copy (serving, dead-letter or parking lot) is complete; when
 no copy could be made, the source stays and the outcome is `failed`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
-import urllib.parse
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -19,12 +17,16 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from animl_ingest_cli import keys
-from animl_ingest_cli.api import Api
+from animl_ingest_cli.api import Api, ImageAttempt
+from animl_ingest_cli.api import one_line as api_one_line
+from animl_ingest_cli.api_rules import TOO_LARGE, check_md, is_duplicate
 from animl_ingest_cli.context import StageContext
 from animl_ingest_cli.errors import AnimlError, ApiError, ImageError, StoreError
 from animl_ingest_cli.images import Thumbnail, decode_cost_error, make_thumbnails
+from animl_ingest_cli.limits import quote_meta
 from animl_ingest_cli.metadata import read_metadata
-from animl_ingest_cli.stores import MAX_OBJECT_BYTES, S3Store, Store, TooLarge
+from animl_ingest_cli.redact import redact
+from animl_ingest_cli.stores import MAX_OBJECT_BYTES, NO_SPACE, S3Store, Store, TooLarge
 
 log = logging.getLogger("animl_ingest")
 
@@ -33,7 +35,7 @@ SERVED, DEAD_LETTERED, PARKED, BATCH_SUBMITTED, SKIPPED, FAILED = (
 OUTCOMES = (SERVED, DEAD_LETTERED, PARKED, BATCH_SUBMITTED, SKIPPED, FAILED)
 S3_METADATA_LIMIT = 2048  # bytes of user metadata (keys + values) S3 accepts
 MAX_DEAD_LETTER_ATTEMPTS = 1000
-TOO_LARGE = "Image Size Exceed 8 MB"  # animl-api's answer for imageBytes >= 8000000
+MAX_IMAGE_ID_BYTES = 256  # an image id names serving and dead-letter keys: a sane id is far shorter
 
 
 @dataclass
@@ -56,19 +58,14 @@ class Outcome:
         return asdict(self)
 
 
-def quote_meta(value: str) -> str:
-    """S3 user metadata is ASCII only: percent-encode the UTF-8 text (CONTRACT.md section 1)."""
-    return urllib.parse.quote(value, safe="")
-
-
 def dead_letter_metadata(bucket: str, key: str, error: str, image_id: str | None,
                          batch: str | None) -> dict[str, str]:
     """The metadata every dead-lettered object carries; the error is cut to fit S3's 2 KB, the key never."""
-    meta = {"original-bucket": quote_meta(bucket), "original-key": quote_meta(key),
-            "image-id": quote_meta(image_id or keys.UNKNOWN_ID)}
+    meta = {keys.ORIGINAL_BUCKET: quote_meta(bucket), keys.ORIGINAL_KEY: quote_meta(key),
+            keys.IMAGE_ID: quote_meta(image_id or keys.UNKNOWN_ID)}
     if batch:
-        meta["batch-id"] = quote_meta(batch)
-    room = S3_METADATA_LIMIT - sum(len(k) + len(v) for k, v in meta.items()) - len("error")
+        meta[keys.BATCH_ID] = quote_meta(batch)
+    room = S3_METADATA_LIMIT - sum(len(k) + len(v) for k, v in meta.items()) - len(keys.ERROR)
     lo, hi = 0, len(error)
     while lo < hi:  # the longest prefix of the error whose encoding fits
         mid = (lo + hi + 1) // 2
@@ -77,7 +74,7 @@ def dead_letter_metadata(bucket: str, key: str, error: str, image_id: str | None
         else:
             hi = mid - 1
     encoded = quote_meta(error[:lo])
-    meta["error"] = encoded
+    meta[keys.ERROR] = encoded
     return meta
 
 
@@ -162,15 +159,21 @@ class Ingestor:
                     self._api = self.ctx.api(time_left=self.time_left)
         return self._api
 
-    def is_ingestion_source(self, src: Store) -> bool:
-        return src.bucket == self.ctx.bucket("ingestion") and src.uri("").startswith(
-            self.ctx.store("ingestion").uri(""))
+    def ready(self) -> None:
+        """Make the API client now, when the run will need it: a key that cannot be sent or a
+        missing API URL is then one error before the first image, not one failure per image."""
+        if not self.dry_run and not self.ctx.maintenance_on():
+            _ = self.api
 
     # --- entry point ------------------------------------------------------------------------------
-    def process(self, src: Store, key: str, *, delete_source: bool | None = None,
+    def process(self, src: Store, key: str, *, delete_source: bool,
                 batch: str | None = None) -> list[Outcome]:
         """Process one object. Returns its outcome, followed by the outcomes of the images of a zip
-        the local stage unpacked itself (AWS stages hand zips to AWS Batch)."""
+        the local stage unpacked itself (AWS stages hand zips to AWS Batch).
+
+        `delete_source`: the object is deleted once its copy is made. The caller decides, always
+        explicitly: True for the stage's ingestion bucket (the Lambda; `sources` for s3:// keys of
+        that bucket), False for every other source."""
         outcomes = self.run(src, key, delete_source=delete_source, batch=batch)
         for o in outcomes:
             log.info("%s %s -> %s %s", o.source, o.key, o.outcome, o.reason or o.error or "")
@@ -178,11 +181,9 @@ class Ingestor:
                 self.on_outcome(o)
         return outcomes
 
-    def run(self, src: Store, key: str, *, delete_source: bool | None = None,
+    def run(self, src: Store, key: str, *, delete_source: bool,
             batch: str | None = None) -> list[Outcome]:
         """`process` without the notifications (a zip's images are reported by their zip's call)."""
-        if delete_source is None:
-            delete_source = self.is_ingestion_source(src)
         try:
             return self._process(src, key, delete_source, batch)
         except AnimlError as exc:
@@ -205,7 +206,10 @@ class Ingestor:
         a file or zip entry under the key unpark should give it in the ingestion bucket."""
         lot = self.ctx.store("parkinglot")
         out = Outcome(src.uri(key), key, PARKED, reason="maintenance mode")
-        target = key if src.is_bucket else self._origin(src, key, batch)[1]
+        target = keys.park_key(key if src.is_bucket else self._origin(src, key, batch)[1])
+        if target != key:
+            out.reason = (f"maintenance mode; parked as {target}: its key starts with a prefix this "
+                          f"tool reserves ({', '.join(keys.RESERVED_PREFIXES)}), unpark restores it")
         try:
             lot.copy_from(src, key, target, content_type=keys.content_type_for(key))
         except StoreError as exc:
@@ -217,7 +221,7 @@ class Ingestor:
 
     # --- bulk uploads -----------------------------------------------------------------------------
     def _batch(self, src: Store, key: str, delete_source: bool) -> list[Outcome]:
-        from animl_ingest_cli.batches import run_local_batch, submit_batch_job
+        from animl_ingest_cli.batches import submit_batch_job
 
         batch = keys.batch_id(key)
         out = Outcome(src.uri(key), key, BATCH_SUBMITTED)
@@ -228,7 +232,7 @@ class Ingestor:
             out.planned, out.reason = True, "would be unpacked by the batch job"
             return [out]
         if self.ctx.is_local:
-            return run_local_batch(self, src, key, batch, delete_source, out)
+            return self._local_batch(src, key, batch, delete_source, out)
         if not delete_source:  # the batch job unpacks into the bucket it reads: only ingestion's zips
             out.outcome, out.reason = SKIPPED, ("a bulk-upload zip outside the ingestion bucket: "
                                                 "download it and give the file to `ingest`")
@@ -241,9 +245,47 @@ class Ingestor:
         out.reason = f"AWS Batch job {job}"
         return [out]
 
+    def _local_batch(self, src: Store, key: str, batch: str, delete_source: bool,
+                     out: Outcome) -> list[Outcome]:
+        """The local stage has no AWS Batch and no S3 events: the bulk-upload job itself unpacks the
+        zip into the ingestion bucket, then each image written is processed as its event would be."""
+        from animl_ingest_cli.batchjob import entries
+        from animl_ingest_cli.batchjob.job import BatchJob
+
+        job = BatchJob(self.ctx, self.api, src, key, batch, delete_zip=delete_source)
+        done = True
+        try:
+            r = job.run()
+        except AnimlError as exc:
+            out.error, out.complete, done = exc.message, False, False
+            r = job.result
+        results: list[Outcome] = []
+        for e in r.entries:
+            if e.problem and e.problem != entries.DIRECTORY:
+                results.append(Outcome(src.uri(key) + "!" + e.name, e.name,
+                                       FAILED if e.failed else SKIPPED, reason=e.reason,
+                                       complete=not e.failed))
+        for e, why in r.failed:
+            results.append(Outcome(src.uri(key) + "!" + e.name, e.name, FAILED, error=why, complete=False))
+        if r.parked:
+            out.outcome, out.reason = PARKED, "maintenance mode"
+            return [out, *results]
+        ingestion = self.ctx.store("ingestion")
+        out.reason = f"unpacked {len(r.written)} images locally"
+        out.destinations.extend(ingestion.uri(k) for k in r.written)
+        for target in r.written:
+            if ingestion.head(target) is not None:  # an earlier run may have processed it already
+                results.extend(self.run(ingestion, target, delete_source=True))
+        if done:
+            try:
+                job.processing_end()
+            except ApiError as exc:
+                log.warning("updateBatch processingEnd for %s failed: %s", batch, exc.message)
+        return [out, *results]
+
     # --- images -----------------------------------------------------------------------------------
     def build_md(self, src: Store, key: str, data: bytes, batch: str | None = None) -> dict[str, Any]:
-        """The `md` record of CONTRACT.md section 3 for an object."""
+        """The `md` record for an object (docs/animl.md, The record the ingest sends)."""
         fm = read_metadata(data, keys.file_name(key))
         batch = batch or keys.batch_id(key)
         md: dict[str, Any] = {"Bucket": src.bucket, "Key": key, "FileName": keys.file_name(key),
@@ -313,22 +355,35 @@ class Ingestor:
         try:
             attempt = self.api.create_image(md)
         except ApiError as exc:
-            # Unreachable, failing or refusing API: dead-letter under the error text, UNKNOWN_ID.
-            return self._dead_letter(src, key, md, data, [exc.message], None, out, delete_source)
+            # Unreachable, failing or refusing API: dead-letter under the error's kind, UNKNOWN_ID.
+            return self._dead_letter(src, key, md, data, [exc.message], None, out, delete_source,
+                                     folder=keys.dead_letter_folder([exc.message], unknown=keys.API_ERROR))
+        wrong = invalid_answer(attempt, md)
+        if wrong:
+            return self._dead_letter(src, key, md, data, [wrong], None, out, delete_source,
+                                     folder=keys.INVALID_API_ANSWER)
         out.image_id = attempt.image_id
         if attempt.errors:
-            if attempt.image_id and any("E11000" in e for e in attempt.errors):
+            if attempt.image_id and is_duplicate(attempt.errors):
                 healed = self._heal_duplicate(src, key, data, md, attempt.image_id, out, thumbs)
                 if healed:
                     self._delete_source(src, key, out, delete_source)
                     return out
             return self._dead_letter(src, key, md, data, attempt.errors, attempt.image_id, out, delete_source)
-        assert attempt.image_id, "createImage succeeded without an image id"
+        assert attempt.image_id  # invalid_answer refuses a success without an id
         try:
             self._serve(src, key, data, md, attempt.image_id, out, thumbs)
-        except (StoreError, ImageError) as exc:
+        except StoreError as exc:
+            if exc.code == NO_SPACE:  # the disk, not the image: a rerun serves it (nothing dead-lettered)
+                out.outcome, out.error, out.complete = FAILED, f"{exc.message}; left where it is", False
+                return out
             self._report_image_error(exc.message, attempt.image_id, md.get("batchId"))
-            return self._dead_letter(src, key, md, data, [exc.message], attempt.image_id, out, delete_source)
+            return self._dead_letter(src, key, md, data, [exc.message], attempt.image_id, out, delete_source,
+                                     folder=keys.STORAGE_ERROR)
+        except ImageError as exc:
+            self._report_image_error(exc.message, attempt.image_id, md.get("batchId"))
+            return self._dead_letter(src, key, md, data, [exc.message], attempt.image_id, out, delete_source,
+                                     folder=keys.dead_letter_folder([exc.message], unknown=keys.IMAGE_ERROR))
         self._delete_source(src, key, out, delete_source)
         return out
 
@@ -350,8 +405,6 @@ class Ingestor:
 
     def _plan(self, md: dict[str, Any], out: Outcome, errors: list[str] | None = None) -> Outcome:
         out.planned = True
-        from animl_ingest_cli.api_local import check_md  # dry runs only: sqlite3 stays out of the Lambda
-
         try:
             errors = errors or check_md(md).errors
         except ApiError as exc:
@@ -376,7 +429,7 @@ class Ingestor:
         ctype = md.get("MIMEType") or keys.content_type_for(key)
         targets = keys.serving_keys(image_id, ext)
         medium, small = thumbs.result() if thumbs is not None else self._thumbnails(data)
-        origin = {"source-bucket": quote_meta(src.bucket), "source-key": quote_meta(key)}
+        origin = {keys.SOURCE_BUCKET: quote_meta(src.bucket), keys.SOURCE_KEY: quote_meta(key)}
         written = [targets["original"], targets["medium"], targets["small"]]
         try:
             side_by_side([
@@ -408,9 +461,7 @@ class Ingestor:
         if all(present.values()):
             original = present["original"]
             assert original is not None
-            same = (urllib.parse.unquote(original.metadata.get("source-key", "")) == key
-                    and urllib.parse.unquote(original.metadata.get("source-bucket", "")) == src.bucket)
-            if same:
+            if keys.is_from(original.metadata, src.bucket, key, keys.SOURCE_BUCKET, keys.SOURCE_KEY):
                 out.reason, out.healed = "already served", True
                 out.destinations.extend(serving.uri(k) for k in targets.values())
                 return True
@@ -431,11 +482,16 @@ class Ingestor:
             log.warning("createImageError for %s failed: %s", image_id, exc.message)
 
     def _dead_letter(self, src: Store, key: str, md: dict[str, Any], data: bytes, errors: list[str],
-                     image_id: str | None, out: Outcome, delete_source: bool) -> Outcome:
+                     image_id: str | None, out: Outcome, delete_source: bool,
+                     folder: str | None = None) -> Outcome:
+        """The folder is from the closed vocabulary (keys.DEAD_LETTER_FOLDERS); the error texts
+        themselves go into the `error` metadata and the outcome's `error`."""
         dlb = self.ctx.store("dead-letter")
-        folder = keys.dead_letter_folder(errors)
-        error_text = "; ".join(errors)
+        folder = folder or keys.dead_letter_folder(errors)
+        error_text = redact("; ".join(errors))
         out.outcome, out.reason, out.image_id = DEAD_LETTERED, folder, image_id
+        if error_text and error_text != folder:
+            out.error = api_one_line(error_text)
         origin_bucket, origin_key = self._origin(src, key, md.get("batchId"))
         meta = dead_letter_metadata(origin_bucket, origin_key, error_text, image_id, md.get("batchId"))
         ctype = md.get("MIMEType") or keys.content_type_for(key)
@@ -470,8 +526,7 @@ class Ingestor:
             info = dlb.head(target)
             if info is None:
                 return target
-            if (urllib.parse.unquote(info.metadata.get("original-key", "")) == key
-                    and urllib.parse.unquote(info.metadata.get("original-bucket", "")) == bucket):
+            if keys.is_from(info.metadata, bucket, key):
                 return target
         raise StoreError(f"no free dead-letter key for {name} after {MAX_DEAD_LETTER_ATTEMPTS} tries")
 
@@ -483,6 +538,24 @@ class Ingestor:
         except StoreError as exc:
             out.complete = False
             out.error = f"copied, but the source was not deleted: {exc.message}"
+
+
+def invalid_answer(attempt: ImageAttempt, md: dict[str, Any]) -> str | None:
+    """Why a createImage answer cannot be this image's, or None. animl-api's image id is
+    `<projectId>:<md5 of the bytes>`: an id of another hash (the same id for different images), a
+    success without an id, or an id that cannot name a key would file the image under another's
+    serving copies, or lose it."""
+    image_id = attempt.image_id
+    if image_id is None:
+        return None if attempt.errors else "createImage answered neither an image id nor errors"
+    digest = str(md.get("Hash") or "")
+    project, sep, tail = image_id.rpartition(":")
+    if not sep or not project or tail != digest:
+        return (f"createImage answered the image id {api_one_line(image_id, 120)!r}, which is not "
+                f"<project>:{digest} (this image's md5)")
+    if "/" in image_id or not image_id.isprintable() or len(image_id.encode()) > MAX_IMAGE_ID_BYTES:
+        return f"createImage answered the image id {api_one_line(image_id, 120)!r}, which cannot name a key"
+    return None
 
 
 def summarize(outcomes: list[Outcome]) -> dict[str, Any]:
@@ -504,7 +577,3 @@ def all_good(outcomes: list[Outcome]) -> bool:
     (what exit code 0 means)."""
     good = {SERVED, PARKED, BATCH_SUBMITTED, SKIPPED}
     return all(o.outcome in good and o.complete for o in outcomes)
-
-
-def md_json(md: dict[str, Any]) -> str:
-    return json.dumps(md, default=str, ensure_ascii=False)

@@ -91,7 +91,7 @@ def keys_in(s3, kind: str) -> list[str]:  # noqa: ANN001
 def run_one(stage, s3, key: str, data: bytes, **kw):  # noqa: ANN001
     put(s3, key, data)
     ing = ingestor(stage, **kw)
-    (out,) = ing.process(stage.store("ingestion"), key)
+    (out,) = ing.process(stage.store("ingestion"), key, delete_source=True)
     return out
 
 
@@ -175,7 +175,7 @@ def test_dead_letters_are_never_overwritten(stage, s3) -> None:  # noqa: ANN001
     put(s3, "y/IMG.jpg", camera_jpeg(None, seed=3))
     ing = ingestor(stage)
     for key in ("x/IMG.jpg", "y/IMG.jpg"):
-        ing.process(stage.store("ingestion"), key)
+        ing.process(stage.store("ingestion"), key, delete_source=True)
     dls = keys_in(s3, "dead-letter")
     # Two different images: two image ids, so no clash; now force one by the same folder/id/name.
     assert len(dls) == 2
@@ -269,7 +269,7 @@ def test_maintenance_parks_images_and_zips_under_the_same_key(stage, s3, ssm) ->
     zip_key = f"batch-{UUID}.zip"
     for key, data in ((f"batch-{UUID}/a b.jpg", camera_jpeg()), (zip_key, b"PK\x05\x06" + b"\0" * 18)):
         put(s3, key, data)
-        (out,) = ing.process(stage.store("ingestion"), key)
+        (out,) = ing.process(stage.store("ingestion"), key, delete_source=True)
         assert out.outcome == PARKED
     assert keys_in(s3, "parkinglot") == sorted([f"batch-{UUID}/a b.jpg", zip_key])
     assert keys_in(s3, "ingestion") == []
@@ -311,7 +311,7 @@ def test_zip_without_batch_configuration_fails_and_stays(stage, s3) -> None:  # 
     assert keys_in(s3, "ingestion") == [f"batch-{UUID}.zip"]
 
 
-# --- failure paths of CONTRACT.md section 6 --------------------------------------------------------
+# --- failure paths of docs/animl.md (The rule every path serves) ------------------------------
 
 def test_api_forbidden_dead_letters_under_its_message_with_unknown_id(stage, s3) -> None:  # noqa: ANN001
     out = run_one(stage, s3, "a.jpg", camera_jpeg(), api_key="wrong-key")
@@ -346,7 +346,7 @@ def test_timeout_after_record_created_is_healed_by_the_rerun(stage, s3, api_stub
     s3.copy_object(Bucket=BUCKETS["ingestion"], Key="a.jpg",
                    CopySource={"Bucket": BUCKETS["dead-letter"], "Key": dl})
     s3.delete_object(Bucket=BUCKETS["dead-letter"], Key=dl)
-    (again,) = ingestor(stage).process(stage.store("ingestion"), "a.jpg")
+    (again,) = ingestor(stage).process(stage.store("ingestion"), "a.jpg", delete_source=True)
     assert again.outcome == SERVED and again.healed
     assert len(keys_in(s3, "serving")) == 3 and keys_in(s3, "ingestion") == []
 
@@ -359,7 +359,7 @@ def test_crash_after_serving_before_delete_is_completed_by_rerun(stage, s3) -> N
     # simulate: the copies are made but the process dies before deleting the source
     (first,) = ing.process(src, "a.jpg", delete_source=False)
     assert first.outcome == SERVED and keys_in(s3, "ingestion") == ["a.jpg"]
-    (rerun,) = ing.process(src, "a.jpg")
+    (rerun,) = ing.process(src, "a.jpg", delete_source=True)
     assert rerun.outcome == SERVED and rerun.healed
     assert keys_in(s3, "ingestion") == [] and keys_in(s3, "dead-letter") == []
 
@@ -455,7 +455,7 @@ def test_dry_run_writes_nothing_and_calls_no_api(stage, s3, api_stub) -> None:  
     put(s3, "a.jpg", camera_jpeg())
     put(s3, "b.jpg", camera_jpeg(None, seed=4))
     ing = ingestor(stage, dry_run=True)
-    outs = [ing.process(stage.store("ingestion"), k)[0] for k in ("a.jpg", "b.jpg")]
+    outs = [ing.process(stage.store("ingestion"), k, delete_source=True)[0] for k in ("a.jpg", "b.jpg")]
     assert [o.outcome for o in outs] == [SERVED, DEAD_LETTERED] and all(o.planned for o in outs)
     assert outs[1].reason == "Unknown Serial Number"
     assert keys_in(s3, "ingestion") == ["a.jpg", "b.jpg"] and keys_in(s3, "serving") == []
@@ -538,7 +538,7 @@ def test_dry_run_plans_the_costly_jpeg_as_the_real_run_does(stage, s3, api_stub)
     from tests.jpegscans import issue_file
 
     put(s3, "scans.jpg", issue_file())
-    (out,) = ingestor(stage, dry_run=True).process(stage.store("ingestion"), "scans.jpg")
+    (out,) = ingestor(stage, dry_run=True).process(stage.store("ingestion"), "scans.jpg", delete_source=True)
     assert out.planned and out.outcome == DEAD_LETTERED and out.reason == "CORRUPTED_IMAGE_FILE"
     assert out.destinations == [f"CORRUPTED_IMAGE_FILE/{keys.UNKNOWN_ID}/scans.jpg"]
     assert api_stub.requests == [] and keys_in(s3, "ingestion") == ["scans.jpg"]

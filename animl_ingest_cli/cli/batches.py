@@ -128,7 +128,8 @@ def teardown(
     json_out: JsonOpt = False,
 ) -> None:
     """Delete the batch's stack (its queues, alarm and event-source mapping) and record processingEnd,
-    as stopBatch's teardown does. Refused while its DLQ holds messages (see --discard-dead-letters)."""
+    as stopBatch's teardown does. Refused while its Batch job runs, and while its DLQ holds messages
+    (see --discard-dead-letters)."""
     ctx = open_stage(stage)
     if not dry_run:
         preview = ops.teardown(ctx, batch, dry_run=True, discard_dead_letters=discard_dead_letters)
@@ -161,7 +162,4 @@ def _describe(plan: ops.TeardownPlan, stage: str, quiet: bool) -> None:
         what = "its stack is already being deleted; would record processingEnd"
     else:
         what = "has no stack; would record processingEnd"
-    if view.job and view.job.active:
-        warn(f"its Batch job {view.job.id} is still {view.job.status}: stop it first (aws batch "
-             f"terminate-job) or it will go on writing images")
     info(f"{view.batch} on {stage}: {what}")

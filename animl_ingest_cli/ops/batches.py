@@ -258,12 +258,16 @@ class TeardownPlan:
 def teardown(ctx: StageContext, batch: str, *, dry_run: bool = False,
              discard_dead_letters: bool = False) -> TeardownPlan:
     """What stopBatch's teardown does: DeleteStack, then `updateBatch {processingEnd}` (also for a
-    batch without a stack). Refused while its dead-letter queue holds messages unless
-    `discard_dead_letters` (they go with the stack). Audited."""
+    batch without a stack). Refused while its Batch job is active, and while its dead-letter queue
+    holds messages unless `discard_dead_letters` (they go with the stack). Audited."""
     if ctx.is_local:
         raise RefusedError("the local stage has no batch stacks to tear down")
     view = show(ctx, batch)
     plan = TeardownPlan(view, dry_run)
+    if view.job and view.job.active:
+        raise RefusedError(f"its Batch job {view.job.id} is {view.job.status}: it would go on writing "
+                           f"images for a batch that has ended. Stop it first (aws batch terminate-job "
+                           f"--job-id {view.job.id} --reason 'batch torn down'), then tear down")
     if view.dead and not discard_dead_letters:
         raise RefusedError(f"{view.dead} message(s) are dead in {view.dlq.name if view.dlq else 'its DLQ'}: "
                            f"redrive them first, or pass --discard-dead-letters to delete them with the "

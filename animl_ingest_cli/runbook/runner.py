@@ -19,7 +19,7 @@ from animl_ingest_cli.context import StageContext
 from animl_ingest_cli.errors import AnimlError, InputError, RefusedError, StoreError, WaitTimeout
 from animl_ingest_cli.ops import cloudfront, maintenance
 from animl_ingest_cli.ops.batches import active_jobs, busy_descriptions, job_queue, live_batch_stacks
-from animl_ingest_cli.ops.moves import Outcome
+from animl_ingest_cli.ops.moves import MoveOutcome
 from animl_ingest_cli.ops.queues import Snapshot, drain
 from animl_ingest_cli.ops.unpark import unpark
 from animl_ingest_cli.runbook import backup
@@ -57,7 +57,7 @@ class Operator(Protocol):
     def on_poll(self, snap: Snapshot, streak: int, stable: int) -> None:
         """Each poll while the queues drain."""
 
-    def on_outcome(self, outcome: Outcome) -> None:
+    def on_outcome(self, outcome: MoveOutcome) -> None:
         """Each object unpark moved (or failed to)."""
 
 

@@ -1,6 +1,6 @@
 """Per-batch stacks in moto for the teardown and `batches` tests.
 
-The stack has the queue and its DLQ (redrive after 5 receives) as CONTRACT.md section 7 says. moto's
+The stack has the queue and its DLQ (redrive after 5 receives) as docs/bulk-upload.md says. moto's
 CloudFormation skips `AWS::CloudWatch::Alarm`, so the alarm is made beside the stack with
 PutMetricAlarm and put in the state a test wants with SetAlarmState (moto never evaluates alarms).
 """

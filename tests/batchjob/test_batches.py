@@ -166,6 +166,13 @@ def test_teardown_on_prod_is_guarded(api: Any, capsys: Any, monkeypatch: pytest.
     assert stack_status(batch, "prod") is None and len(api.calls("updateBatch")) == 1
 
 
+def test_teardown_refuses_while_the_job_still_writes(scene: dict[str, str], api: Any, capsys: Any,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    r = run_cli(capsys, monkeypatch, "batches", "teardown", scene["unzipping"], "--stage", "dev", "--yes")
+    assert r.code == 3 and "is RUNNING" in r.err and "aws batch terminate-job" in r.err
+    assert not api.requests and not audit_entries()
+
+
 def test_local_stage_says_there_is_nothing_in_flight(capsys: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     r = run_cli(capsys, monkeypatch, "batches", "list", "--json")
     assert r.code == 0 and r.out == "" and "in-process" in r.err

@@ -1,7 +1,7 @@
 """What each principal may touch (the spec), and the checks of the policies against the code.
 
 Two principals: the function's role (template) and the operator (deploy/operator-policy.json). For
-each, the actions come from the code (awscalls); the resources from CONTRACT.md through config.Names:
+each, the actions come from the code (awscalls); the resources from docs/animl.md through config.Names:
 which buckets the function reads, writes and deletes in, which parameters it reads, and so on.
 Each check returns a list of problems, one line each, so a failing test says everything at once.
 """
@@ -97,7 +97,7 @@ def parameter_arn(name: str) -> str:
 
 @dataclass
 class Scope:
-    """One principal: its policy, the code it runs, and what CONTRACT.md lets it touch."""
+    """One principal: its policy, the code it runs, and what docs/animl.md lets it touch."""
 
     name: str
     policy: Callable[[str], Policy]
@@ -155,7 +155,7 @@ FUNCTION = Scope(
     name="function role",
     policy=lambda stage: role_policy(load_template(), {"Stage": stage}),
     start_module=awscalls.LAMBDA_MODULE,
-    # CONTRACT.md section 1: it reads the source (and checks serving/dead-letter/parking-lot keys
+    # docs/animl.md, Buckets: it reads the source (and checks serving/dead-letter/parking-lot keys
     # before writing), writes the three destinations, and deletes only from the ingestion bucket.
     s3={
         "s3:GetObject": ALL_KINDS,
@@ -176,6 +176,8 @@ FUNCTION = Scope(
         ("animl_ingest_cli.params", "SsmParams.put"):
             "imported with params, but only operators write parameters (maintenance on/off)",
     },
+    excluded_modules=(job_module, "the bulk-upload job runs in AWS Batch with its job role (JOB scope); "
+                                  "the function reaches it only on the local stage (Ingestor._local_batch)"),
 )
 
 OPERATOR = Scope(
@@ -282,7 +284,7 @@ def required_resources(scope: Scope, stage: str, action: str) -> tuple[list[str]
     if prefix == "s3":
         kinds = scope.s3.get(action)
         if not kinds:
-            return [], f"CONTRACT gives {scope.name} no bucket for {action} (checks.py, {scope.name} s3)"
+            return [], f"the contract gives {scope.name} no bucket for {action} (checks.py, {scope.name} s3)"
         object_level = "object" in types
         return [bucket_arn(names.default_bucket(k), object_level) for k in sorted(kinds)], None
     if prefix == "ssm" and "parameter" in types:
@@ -355,7 +357,7 @@ def out_of_scope_grants(scope: Scope, stage: str) -> list[str]:
                 allowed = policy.allows(action, bucket_arn(names.default_bucket(kind), object_level))
                 if allowed != (kind in granted):
                     problems.append(f"{policy.name}: {action} on the {kind} bucket is "
-                                    f"{'allowed' if allowed else 'denied'}, CONTRACT says otherwise")
+                                    f"{'allowed' if allowed else 'denied'}, the contract says otherwise")
             strangers = [bucket_arn(other.default_bucket(k), object_level) for k in BUCKET_KINDS]
             strangers.append(bucket_arn("someone-elses-bucket", object_level))
         elif prefix == "ssm" and "parameter" in types:

@@ -1,5 +1,5 @@
 """Every AWS action the code calls is allowed by the function's role and the operator policy, on the
-resources CONTRACT.md names, and nothing more (actions derived from the code: tests/deploy/awscalls.py).
+resources docs/animl.md names, and nothing more (actions derived from the code: tests/deploy/awscalls.py).
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from cfnlint.api import ManualArgs, lint_file
 
+from animl_ingest_cli.batchjob import teardown
 from animl_ingest_cli.config import BUCKET_KINDS, REGION, Names
 from tests.deploy.checks import failed_queue, function_name
 from tests.deploy.policy import (
@@ -249,11 +250,22 @@ def test_the_job_definition(template: dict[str, Any], stage: str) -> None:
     props = job["Properties"]
     assert props["JobDefinitionName"] == f"animl-ingest-py-{stage}-batch-job"
     assert props["PlatformCapabilities"] == ["FARGATE"] and props["Type"] == "container"
-    assert int(props["Timeout"]["AttemptDurationSeconds"]) >= 3600  # the Node job had none
+    # The Node job had no time limit. Every attempt together stays under the teardown sweep's 24 h.
+    assert int(props["Timeout"]["AttemptDurationSeconds"]) >= 3600
+    limit = int(template["Parameters"]["JobTimeout"]["MaxValue"]) * props["RetryStrategy"]["Attempts"]
+    assert limit < teardown.SWEEP_AGE.total_seconds()
     container = props["ContainerProperties"]
     # The image's entry point plus the definition's command is `animl-ingest batch run`.
     assert dockerfile_command("job") == ["animl-ingest", "batch", "run"]
     assert container["Command"] == dockerfile_cmd("job")
+    import typer.main
+
+    from animl_ingest_cli.cli import app
+
+    group: Any = typer.main.get_command(app)
+    for word in container["Command"]:  # the command exists in the CLI the image installs
+        group = group.commands[word]
+    assert group.callback is not None
     assert container["Image"].endswith(f"/animl-ingest-py:job-{stage}")
     env = {e["Name"]: e["Value"] for e in container["Environment"]}
     assert env["STAGE"] == stage and "TASK" not in env and "API_KEY" not in env  # TASK: per submission

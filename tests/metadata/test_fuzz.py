@@ -17,13 +17,13 @@ import re
 import struct
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
 
 from animl_ingest_cli.images import decode_cost_error
 from animl_ingest_cli.metadata import read_metadata
 from tests.conftest import corpus_files, needs_corpus
+from tests.metadata.layouts import LAYOUTS, build
 
 FUZZ_CASES = 60          # per corpus file, in the default run
 STRESS_CASES = 1000      # per corpus file, with -m stress
@@ -120,16 +120,16 @@ def mutate(data: bytes, rng: random.Random) -> tuple[str, bytes]:
 
 def serial_is_in(serial: str, data: bytes, original: str) -> bool:
     """The serial is 'unknown', the file's own serial before mutation, or held by these bytes: as
-    text (UTF-8, Latin-1 or UTF-16 either way; a '?' stands for a byte that was not valid UTF-8),
+    text (UTF-8, Latin-1 or UTF-16 either way; a '?' stands for a byte that was not valid UTF-8, and
+    NULs may sit between characters: exiftool drops them from an UNDEFINED value),
     or as the stored numbers exiftool prints for a text tag stored as integers."""
     if serial in ("unknown", original):
         return True
     for encoding in ("utf-8", "latin-1", "utf-16-le", "utf-16-be"):
-        try:
-            raw = serial.encode(encoding)
+        try:  # NULs inside the value are dropped when printed: allow them between characters
+            pattern = b"\0*".join(b".{1,4}" if ch == "?" else re.escape(ch.encode(encoding)) for ch in serial)
         except UnicodeEncodeError:
             continue
-        pattern = re.escape(raw).replace(re.escape("?".encode(encoding)), b".{1,4}")
         if re.search(pattern, data, re.S):
             return True
     numbers = serial.split()
@@ -168,21 +168,20 @@ class Report:
     failures: list[str] = field(default_factory=list)
 
 
-def fuzz(paths: list[Path], cases_per_file: int, seed: int) -> Report:
+def fuzz(files: list[tuple[str, bytes]], cases_per_file: int, seed: int) -> Report:
     report = Report()
-    for path in paths:
-        data = path.read_bytes()
-        original = str(read_metadata(data, path.name).md["SerialNumber"])
-        rng = random.Random(f"{seed}:{path.name}")
+    for name, data in files:
+        original = str(read_metadata(data, name).md["SerialNumber"])
+        rng = random.Random(f"{seed}:{name}")
         for case in range(cases_per_file):
             kind, mutated = mutate(data, rng)
             report.kinds[kind] = report.kinds.get(kind, 0) + 1
             start = time.thread_time()  # CPU time: what the reader costs, whatever the machine's load
-            meta = read_metadata(mutated, path.name)
+            meta = read_metadata(mutated, name)
             decode_cost_error(mutated)
             took = time.thread_time() - start
             report.cases += 1
-            where = f"{path.name} case {case} ({kind}, seed {seed})"
+            where = f"{name} case {case} ({kind}, seed {seed})"
             if took > report.slowest:
                 report.slowest, report.slowest_case = took, where
             md = meta.md
@@ -198,7 +197,9 @@ def fuzz(paths: list[Path], cases_per_file: int, seed: int) -> Report:
     return report
 
 
-CORPUS = corpus_files()
+CORPUS = [(path.name, path.read_bytes()) for path in corpus_files()]
+LAYOUT_FILES = [build(name) for name in sorted(LAYOUTS)]
+LAYOUT_CASES = 12        # per layout of tests/metadata/layouts.py (XMP, several EXIF segments...)
 
 
 @needs_corpus
@@ -213,11 +214,20 @@ def test_fuzz_corpus_mutations() -> None:
           f"({report.slowest_case}), {report.kinds}")
 
 
+def test_fuzz_layout_mutations() -> None:
+    """The same over the built layouts: XMP packets, several EXIF segments, odd types and charsets."""
+    report = fuzz(LAYOUT_FILES, LAYOUT_CASES, seed=15)
+    assert not report.failures, "\n".join(report.failures[:20])
+    assert report.cases == LAYOUT_CASES * len(LAYOUT_FILES)
+    print(f"fuzz layouts: {report.cases} cases, slowest {report.slowest * 1000:.0f} ms CPU "
+          f"({report.slowest_case}), {report.kinds}")
+
+
 @needs_corpus
 @pytest.mark.stress
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_fuzz_corpus_mutations_long(seed: int) -> None:
-    report = fuzz(CORPUS, STRESS_CASES // 3, seed=seed)
+    report = fuzz(CORPUS + LAYOUT_FILES, STRESS_CASES // 3, seed=seed)
     assert not report.failures, "\n".join(report.failures[:20])
     print(f"fuzz seed {seed}: {report.cases} cases, slowest {report.slowest * 1000:.0f} ms CPU "
           f"({report.slowest_case}), {report.kinds}")
@@ -227,4 +237,5 @@ def test_serial_check_is_not_vacuous() -> None:
     data = b"....SN-1234\0....H\x005\x000\x000\x00..." + struct.pack("<I", 123456)
     assert serial_is_in("SN-1234", data, "x") and serial_is_in("H500", data, "x")
     assert serial_is_in("123456", data, "x") and serial_is_in("S?-1234", data, "x")
+    assert serial_is_in("SN-1junk", b"..SN-1\0junk\0..", "x")
     assert not serial_is_in("SN-9999", data, "x") and not serial_is_in("777", data, "x")
