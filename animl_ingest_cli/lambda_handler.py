@@ -60,9 +60,16 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
             continue
         bucket = record["s3"]["bucket"]["name"]
         key = keys.decode_event_key(record["s3"]["object"]["key"])
+        if bucket != ctx.bucket("ingestion"):
+            # FIX: only the stage's ingestion bucket is ever a source the function deletes from
+            log.warning("ignoring an event for %s/%s: not this stage's ingestion bucket (%s)",
+                        bucket, key, ctx.bucket("ingestion"))
+            ignored += 1
+            continue
         log.info("new file detected in %s: %s", bucket, key)
         src = ctx.store_for_bucket(bucket)
-        for o in ingestor.process(src, key, delete_source=True):
+        etag = str(record["s3"]["object"].get("eTag") or "").strip('"') or None
+        for o in ingestor.process(src, key, delete_source=True, etag=etag):
             log.info(redact(json.dumps(o.to_json(), default=str)))
             outcomes.append(o)
     summary = summarize(outcomes)

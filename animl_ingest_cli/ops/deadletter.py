@@ -17,10 +17,10 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote
 
 from animl_ingest_cli.context import StageContext
 from animl_ingest_cli.errors import InputError
+from animl_ingest_cli.limits import decode_meta
 from animl_ingest_cli.ops.moves import (
     DEFAULT_CONCURRENCY,
     STAGING_PREFIX,
@@ -79,8 +79,8 @@ def original_location(dl_key: str, metadata: dict[str, str], ingestion_bucket: s
     """Where a dead-lettered object came from: its metadata, else (Node era) the ingestion bucket's
     root under its file name."""
     md = {k.lower(): v for k, v in metadata.items()}
-    bucket = unquote(md["original-bucket"]) if md.get("original-bucket") else ingestion_bucket
-    key = unquote(md["original-key"]) if md.get("original-key") else dl_key.rsplit("/", 1)[-1]
+    bucket = decode_meta(md["original-bucket"]) if md.get("original-bucket") else ingestion_bucket
+    key = decode_meta(md["original-key"]) if md.get("original-key") else dl_key.rsplit("/", 1)[-1]
     return bucket, key
 
 

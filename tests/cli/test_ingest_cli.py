@@ -12,6 +12,7 @@ from pathlib import Path
 import boto3
 import pytest
 
+from animl_ingest_cli.claims import PREFIX as CLAIMS
 from tests.conftest import CORPUS_EXPECTED, CORPUS_IMAGES, EXAMPLES, REPO, needs_corpus
 
 STAGE = "dev"
@@ -126,7 +127,7 @@ def test_whole_corpus_from_the_ingestion_bucket_against_moto_server(moto_server:
 
     def listing(kind: str) -> list[str]:
         pages = s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKETS[kind])
-        return [o["Key"] for p in pages for o in p.get("Contents", [])]
+        return [o["Key"] for p in pages for o in p.get("Contents", []) if not o["Key"].startswith(CLAIMS)]
 
     assert listing("ingestion") == [] and listing("parkinglot") == []
     served, dead = listing("serving"), listing("dead-letter")
