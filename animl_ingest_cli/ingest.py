@@ -457,19 +457,22 @@ class Ingestor:
 
         Each goes only to a free key (If-None-Match): a key already holding a copy of this image
         (an earlier run of it that stopped half-way, or our own write retried) is kept as it is. On
-        failure, only what this call created is removed: never a copy another actor wrote."""
+        failure the partial set is removed, every key tried (a write that failed may have landed):
+        the image's claim makes this the only actor writing this image's keys, so what it removes is
+        never another actor's copy of an image it is serving."""
         serving = self.ctx.store("serving")
         ext = md.get("FileTypeExtension") or keys.file_name(key).rsplit(".", 1)[-1]
         ctype = md.get("MIMEType") or keys.content_type_for(key)
         targets = keys.serving_keys(image_id, ext)
         medium, small = make_thumbnails(data)
         origin = fit_metadata({"source-bucket": src.bucket, "source-key": key})
-        created: list[tuple[str, str | None]] = []  # (key, ETag) of what this call wrote
+        tried: list[str] = []  # each key before its write: a write that failed may have landed
 
-        def write(size: str, do: Callable[[], str | None]) -> None:
+        def write(size: str, do: Callable[[], object]) -> None:
             k = targets[size]
+            tried.append(k)
             try:
-                created.append((k, do()))
+                do()
             except Conflict:
                 there = serving.head(k)
                 if there is None:
@@ -479,10 +482,9 @@ class Ingestor:
                     raise StoreError(f"{serving.uri(k)} holds other bytes than this image "
                                      f"(ETag {there.etag})", code="Conflict") from None
 
-        def original() -> str | None:
+        def original() -> None:
             copy_object(serving, src, key, targets["original"], data, ctype, origin, md.get("Hash"),
                         source_etag=etag)
-            return md.get("Hash")
 
         try:
             write("original", original)
@@ -491,9 +493,9 @@ class Ingestor:
             write("small", lambda: serving.put(targets["small"], small.data, small.content_type,
                                                if_none_match=True))
         except StoreError:
-            for k, made in created:
+            for k in tried:
                 try:
-                    serving.delete(k, if_match=made)
+                    serving.delete(k)
                 except StoreError:
                     pass
             raise
