@@ -1,6 +1,6 @@
-"""The animl-api GraphQL client, and how a stage finds its API.
+"""The animl-api GraphQL client (`StageContext.api` decides which API a stage uses).
 
-Errors are mapped the way the Node ingest did (CONTRACT.md section 3), so the text of an `ApiError`
+Errors are mapped the way the Node ingest did (docs/animl.md, animl-api), so the text of an `ApiError`
 can become a dead-letter folder name: a non-2xx JSON `message` (API Gateway's 403 `Forbidden`), else
 the body text, a 2xx `errors[0].message`. Transport errors, timeouts, 5xx and malformed answers are
 retried with backoff, but never beyond the time the caller has left (a Lambda must keep enough time
@@ -17,18 +17,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import requests
 import urllib3
 
 from animl_ingest_cli import redact
-from animl_ingest_cli.aws import translated
-from animl_ingest_cli.context import api_key_from_env
-from animl_ingest_cli.errors import ApiError, ConfigError, NotFound
-
-if TYPE_CHECKING:
-    from animl_ingest_cli.context import StageContext
+from animl_ingest_cli.errors import ApiError, ConfigError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -274,8 +269,9 @@ class GraphQLApi:
         limit = urllib3.Timeout(total=budget, connect=min(CONNECT_TIMEOUT, budget))
         headers = {"Content-Type": "application/json", "x-api-key": self._api_key}
         try:
+            # requests hands a urllib3 Timeout to urllib3 as it is; its stubs only know numbers
             resp = self._http().post(self.url, data=body, headers=headers,
-                                     timeout=limit)
+                                     timeout=limit)  # type: ignore[arg-type]
             content = resp.content
         except requests.RequestException as exc:
             raise ApiError(_transport_text(exc), transient=True) from None
@@ -299,43 +295,3 @@ class GraphQLApi:
             raise ApiError(f"malformed answer from animl-api (HTTP {status}): no data.{name}",
                            transient=True, status=status)
         return data[name]
-
-
-# --- finding a stage's API --------------------------------------------------------------------------
-def api_key_for(ctx: StageContext) -> str:
-    """The API key: env API_KEY, else ANIML_API_KEY, else Secrets Manager `api-key-<stage>` `apikey`."""
-    key = api_key_from_env()
-    if key:
-        redact.register(key)
-        return key
-    secret = ctx.names.api_secret
-    try:
-        # botocore's DEBUG records would print the response body
-        with redact.reading_secret(), translated(f"Secrets Manager GetSecretValue {secret}"):
-            resp = ctx.client("secretsmanager").get_secret_value(SecretId=secret)
-    except NotFound:
-        raise ConfigError(f"no API key: secret {secret} not found (or set API_KEY)") from None
-    text = resp.get("SecretString") or ""
-    try:
-        doc = json.loads(text)
-    except ValueError:
-        raise ConfigError(f"secret {secret} is not JSON") from None
-    key = doc.get("apikey") if isinstance(doc, dict) else None
-    if not isinstance(key, str) or not key:
-        raise ConfigError(f"secret {secret} has no field apikey")
-    redact.register(key)
-    return key
-
-
-def api_for(ctx: StageContext, time_left: Callable[[], float] | None = None) -> Api:
-    """The stage's API: the embedded catalog for `local`, else animl-api at `/api/url-<stage>`."""
-    if ctx.is_local:
-        from animl_ingest_cli.api_local import LocalApi  # api_local imports this module
-
-        assert ctx.local_root is not None
-        return LocalApi(ctx.local_root / "catalog.sqlite")
-    param = ctx.names.api_url_param
-    found = ctx.params.get(param)
-    if found is None or not found.value.strip():
-        raise ConfigError(f"no API URL: SSM parameter {param} is missing")
-    return GraphQLApi(found.value.strip(), api_key_for(ctx), time_left=time_left)

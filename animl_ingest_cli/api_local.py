@@ -1,10 +1,8 @@
 """The local stage's embedded animl-api: a SQLite catalog that applies animl-api's createImage rules.
 
-The rules follow animl-api's `ImageModel.createImage` (CONTRACT.md section 3): keys are normalised,
-`serialNumber` and `hash` are required, validation errors are collected in animl-api's order (the
-`md.errors` strings, `Unknown Serial Number`, `Unknown DateTimeOriginal`, `Image Size Exceed 8 MB`),
-the image id is `<projectId>:<md5>`, and a second image with the same id in a project is refused
-with Mongo's E11000 text while the attempt still carries the id. The test stand-in server
+The validation rules are animl-api's createImage rules (api_rules, docs/animl.md); on top of them the
+image id is `<projectId>:<md5>`, and a second image with the same id in a project is refused with
+Mongo's E11000 text while the attempt still carries the id. The test stand-in server
 (tests/apistub.py) serves this same catalog, so the rules live in one place.
 
 One file, many writers: WAL journal, a busy timeout, one connection per thread, and every write in
@@ -19,15 +17,15 @@ import sqlite3
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from animl_ingest_cli.api import ImageAttempt, PerThread
+from animl_ingest_cli.api_rules import check_md, duplicate_text, normalise_md
 from animl_ingest_cli.errors import ApiError, StoreError
 
 DEFAULT_PROJECT = "default_project"
-MAX_IMAGE_BYTES = 8_000_000   # animl-api: imageBytes >= 8 * 1000000 is refused
 BUSY_TIMEOUT_MS = 30_000
 
 SCHEMA = """
@@ -50,58 +48,6 @@ CREATE TABLE IF NOT EXISTS batch_errors (
 
 def now_iso() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
-def normalise_key(key: str) -> str:
-    """animl-api's sanitizeMetadata: lower-case the first letter unless the second character is
-    upper case (an acronym: `MIMEType`, `GPSLatitude`). A second character without case (a digit,
-    nothing) counts as upper case, as in the JS test `charAt(1) == charAt(1).toUpperCase()`."""
-    second = key[1:2]
-    return key[:1].lower() + key[1:] if second != second.upper() else key
-
-
-def normalise_md(md: dict[str, Any]) -> dict[str, Any]:
-    return {normalise_key(k): v for k, v in md.items()}
-
-
-def duplicate_text(image_id: str) -> str:
-    """Mongo's duplicate-key message for a second image with the same _id."""
-    return f'E11000 duplicate key error collection: animl.images index: _id_ dup key: {{ _id: "{image_id}" }}'
-
-
-@dataclass
-class MdCheck:
-    """The normalised md and what validation found (before the duplicate check)."""
-
-    md: dict[str, Any]
-    camera_id: str
-    errors: list[str] = field(default_factory=list)
-
-
-def check_md(md: dict[str, Any], override_serial: str | None = None) -> MdCheck:
-    """animl-api's createImage validation, in its order. Raises ApiError (a GraphQL error in
-    animl-api) when a required key is missing; returns the validation errors otherwise.
-
-    `override_serial` is the batch's overrideSerial: it replaces the camera's serial first.
-    """
-    if not isinstance(md, dict):
-        raise ApiError("md must be a JSON object")
-    norm = normalise_md(md)
-    for required in ("serialNumber", "hash"):
-        if norm.get(required) is None:
-            raise ApiError(f"md.{required} is required (animl-api cannot create an image without it)")
-    if override_serial:
-        norm["serialNumber"] = override_serial
-    camera_id = str(norm["serialNumber"])
-    errors = [e for e in (md.get("errors") or []) if isinstance(e, str)]
-    if not camera_id or camera_id == "unknown":
-        errors.append("Unknown Serial Number")
-    if not norm.get("dateTimeOriginal"):
-        errors.append("Unknown DateTimeOriginal")
-    size = _number(norm.get("imageBytes"))  # JS compares a numeric string as a number
-    if size is not None and size >= MAX_IMAGE_BYTES:
-        errors.append("Image Size Exceed 8 MB")
-    return MdCheck(norm, camera_id, errors)
 
 
 @dataclass
@@ -310,15 +256,6 @@ def _statements(script: str) -> list[str]:
 
 def _text(value: Any) -> str | None:
     return None if value is None else str(value)
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
 
 
 def _int(value: Any) -> int | None:

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 # boto3 is imported on first use: a quarter of a second of start-up the local stage never needs.
 _lock = threading.Lock()
 _sessions: dict[str | None, boto3.session.Session] = {}
+REGION_ENV = ("AWS_REGION", "AWS_DEFAULT_REGION")  # in this order; then config.REGION
 RETRY_SETTINGS: dict[str, Any] = {"retries": {"mode": "standard", "max_attempts": 5},
                                   "max_pool_connections": 64, "connect_timeout": 10, "read_timeout": 60}
 
@@ -52,7 +53,7 @@ def session() -> boto3.session.Session:
     profile = _profile()
     with _lock:
         if profile not in _sessions:
-            region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or REGION
+            region = next((os.environ[v] for v in REGION_ENV if os.environ.get(v)), REGION)
             try:
                 _sessions[profile] = boto3.session.Session(profile_name=profile, region_name=region)
             except botocore.exceptions.ProfileNotFound as exc:
@@ -60,13 +61,18 @@ def session() -> boto3.session.Session:
         return _sessions[profile]
 
 
-def client(service: str) -> Any:
-    """A boto3 client with standard retry mode. Clients are thread-safe; sessions are not."""
+def client(service: str, max_pool_connections: int | None = None) -> Any:
+    """A boto3 client with standard retry mode. Clients are thread-safe; sessions are not.
+    `max_pool_connections`: the HTTP connections it keeps (the default suits 32 threads); give the
+    number of requests the caller has under way at once, or threads open and drop their own."""
     from botocore.config import Config
 
+    settings = dict(RETRY_SETTINGS)
+    if max_pool_connections is not None:
+        settings["max_pool_connections"] = max(max_pool_connections, RETRY_SETTINGS["max_pool_connections"])
     sess = session()
     with _lock:
-        return sess.client(service, config=Config(**RETRY_SETTINGS))
+        return sess.client(service, config=Config(**settings))
 
 
 def reset() -> None:
@@ -128,6 +134,8 @@ def translate(exc: Exception, what: str) -> AnimlError:
     """A botocore error as the project's error for it (ERROR_CODES), with a one-line message that
     starts with `what` (the operation and its target, `GetObject s3://bucket/key`)."""
     code = error_code(exc)
+    cls: type[AnimlError]
+    words: str | None
     if isinstance(exc, (botocore.exceptions.NoCredentialsError,
                         botocore.exceptions.PartialCredentialsError)):
         code = "NoCredentials"

@@ -1,8 +1,10 @@
 """Stage -> every name Animl uses (buckets, SSM parameters, queues, secret), in one place.
 
-Names follow CONTRACT.md: buckets default to `animl-images-<kind>-<stage>` and are overridden by the
+Names follow docs/animl.md: buckets default to `animl-images-<kind>-<stage>` and are overridden by the
 stack's SSM parameters when those exist; the API URL comes from `/api/url-<stage>`; the API key from
 env `API_KEY` (the deployed function), else `ANIML_API_KEY`, else Secrets Manager `api-key-<stage>`.
+These are the names; `context.StageContext` resolves them for a stage and records where each value
+came from.
 """
 
 from __future__ import annotations
@@ -18,6 +20,13 @@ STAGES = ("local", "dev", "prod")
 DEFAULT_STAGE = "local"
 BUCKET_KINDS = ("ingestion", "serving", "dead-letter", "parkinglot")
 MAINTENANCE_CACHE_SECONDS = 15.0
+API_KEY_ENV = ("API_KEY", "ANIML_API_KEY")  # in this order; then the stage's secret
+
+
+def maintenance_flag(value: str | None) -> bool:
+    """What the maintenance parameter means, as the ingest function obeys it: the String `true` (any
+    case, spaces ignored) is on; anything else, or a missing parameter (None), is off."""
+    return value is not None and value.strip().lower() == "true"
 
 
 def check_stage(stage: str | None) -> str:
@@ -78,7 +87,7 @@ class Names:
 
     @property
     def queue_prefixes(self) -> tuple[str, ...]:
-        """Prefixes of every Animl SQS queue of the stage (CONTRACT.md section 4)."""
+        """Prefixes of every Animl SQS queue of the stage (docs/animl.md, Queues)."""
         s = self.stage
         return (f"inferenceQueue-{s}", f"inferenceDLQ-{s}", f"taskQueue-{s}", f"taskDLQ-{s}",
                 f"animl-ingest-{s}-batch-")
@@ -87,7 +96,7 @@ class Names:
     def batch_stack_prefix(self) -> str:
         return f"animl-ingest-{self.stage}-batch-"
 
-    # One bulk upload's per-batch stack and what it holds (CONTRACT.md section 7; animl-api hard-codes
+    # One bulk upload's per-batch stack and what it holds (docs/bulk-upload.md; animl-api hard-codes
     # the queue name). `batch` is the batch id, `batch-<uuid>`.
     def batch_stack(self, batch: str) -> str:
         return f"animl-ingest-{self.stage}-{batch}"

@@ -1,31 +1,53 @@
 """A stage opened for work: its names, parameters, buckets, API client, and AWS clients.
 
-Everything that needs AWS (or the local stage's stand-ins) gets it from here, so tests can build a
-`StageContext` around moto-backed clients, and the CLI never talks to AWS directly.
+This is the one place that decides which backend a stage uses: the store for a bucket, the parameter
+store, the API (the embedded catalog on `local`, animl-api elsewhere) and its key, and records where
+each resolved value came from (`Resolved`). Everything that needs AWS (or the local stage's
+stand-ins) gets it from here, so tests can build a `StageContext` around moto-backed clients, and the
+CLI never talks to AWS directly.
 """
 
 from __future__ import annotations
 
+import functools
+import json
 import os
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from animl_ingest_cli import aws
-from animl_ingest_cli.config import BUCKET_KINDS, MAINTENANCE_CACHE_SECONDS, Names, check_stage, local_dir
+from animl_ingest_cli import aws, redact
+from animl_ingest_cli.config import (
+    API_KEY_ENV,
+    BUCKET_KINDS,
+    MAINTENANCE_CACHE_SECONDS,
+    Names,
+    check_stage,
+    local_dir,
+    maintenance_flag,
+)
+from animl_ingest_cli.errors import ConfigError, NotFound
 from animl_ingest_cli.params import LocalParams, Params, SsmParams
 from animl_ingest_cli.stores import LocalStore, S3Store, Store
+
+if TYPE_CHECKING:
+    from animl_ingest_cli.api import Api
+
+CATALOG_FILE = "catalog.sqlite"  # the local stage's embedded catalog, in its folder
+BUCKETS_DIR = "buckets"  # the local stage's buckets, one folder each
 
 
 @dataclass
 class Resolved:
-    """A resolved name and where it came from (`default`, `ssm`, `env`, `local`)."""
+    """A resolved value and where it came from: `source` is `default`, `ssm` (or the local stage's
+    parameters file), `env` or `secret`; `where` names the parameter, variable or secret behind it."""
 
     value: str | None
     source: str
+    where: str | None = None
 
 
 @dataclass
@@ -71,7 +93,8 @@ class StageContext:
         out = {}
         for kind in BUCKET_KINDS:
             p = found.get(names.bucket_param(kind))
-            out[kind] = Resolved(p.value, "ssm") if p else Resolved(names.default_bucket(kind), "default")
+            out[kind] = (Resolved(p.value, "ssm", p.name) if p else
+                         Resolved(names.default_bucket(kind), "default", names.bucket_param(kind)))
         with self._lock:
             self._buckets = out
         return out
@@ -87,9 +110,79 @@ class StageContext:
     def store_for_bucket(self, bucket: str) -> Store:
         if self.is_local:
             assert self.local_root is not None
-            return LocalStore(self.local_root / "buckets" / bucket, bucket=bucket,
+            return LocalStore(self.bucket_dir(bucket), bucket=bucket,
                               meta_root=self.local_root / ".meta" / bucket)
         return S3Store(self.client("s3"), bucket)
+
+    def bucket_dir(self, bucket: str) -> Path:
+        """The local stage's folder for `bucket`."""
+        assert self.local_root is not None
+        return self.local_root / BUCKETS_DIR / bucket
+
+    @property
+    def catalog_path(self) -> Path:
+        """The local stage's embedded catalog (its stand-in for animl-api)."""
+        assert self.local_root is not None
+        return self.local_root / CATALOG_FILE
+
+    # --- the API --------------------------------------------------------------------------------
+    def api_url(self) -> Resolved:
+        """animl-api's URL, from the SSM parameter `/api/url-<stage>`; ConfigError when it is missing.
+        The local stage's API is its embedded catalog."""
+        if self.is_local:
+            return Resolved(str(self.catalog_path), "default")
+        param = self.names.api_url_param
+        found = self.params.get(param)
+        if found is None or not found.value.strip():
+            raise ConfigError(f"no API URL: SSM parameter {param} is missing")
+        return Resolved(found.value.strip(), "ssm", param)
+
+    def api_key_source(self) -> Resolved:
+        """Where the API key comes from, without reading it (its value is never in a Resolved):
+        env API_KEY (the deployed function), else ANIML_API_KEY, else Secrets Manager."""
+        for var in API_KEY_ENV:
+            if os.environ.get(var):
+                return Resolved(None, "env", var)
+        if self.is_local:
+            return Resolved(None, "default")  # the embedded catalog needs none
+        return Resolved(None, "secret", f"Secrets Manager {self.names.api_secret}, field apikey")
+
+    def api_key(self) -> str:
+        """The API key (`api_key_source`), registered with `redact` before it is returned."""
+        source = self.api_key_source()
+        if source.source == "env":
+            assert source.where is not None
+            key = os.environ[source.where]
+            redact.register(key)
+            return key
+        secret = self.names.api_secret
+        try:
+            # botocore's DEBUG records would print the response body
+            with redact.reading_secret(), aws.translated(f"Secrets Manager GetSecretValue {secret}"):
+                resp = self.client("secretsmanager").get_secret_value(SecretId=secret)
+        except NotFound:
+            raise ConfigError(f"no API key: secret {secret} not found (or set API_KEY)") from None
+        text = resp.get("SecretString") or ""
+        try:
+            doc = json.loads(text)
+        except ValueError:
+            raise ConfigError(f"secret {secret} is not JSON") from None
+        found = doc.get("apikey") if isinstance(doc, dict) else None
+        if not isinstance(found, str) or not found:
+            raise ConfigError(f"secret {secret} has no field apikey")
+        redact.register(found)
+        return found
+
+    def api(self, time_left: Callable[[], float] | None = None) -> Api:
+        """The stage's API: the embedded catalog for `local`, else animl-api at `/api/url-<stage>`
+        with the stage's key. Imported here, not at the top: operator commands never need requests."""
+        if self.is_local:
+            from animl_ingest_cli.api_local import LocalApi
+
+            return LocalApi(self.catalog_path)
+        from animl_ingest_cli.api import GraphQLApi
+
+        return GraphQLApi(self.api_url().value or "", self.api_key(), time_left=time_left)
 
     # --- maintenance ----------------------------------------------------------------------------
     def maintenance_on(self, max_age: float = MAINTENANCE_CACHE_SECONDS) -> bool:
@@ -100,19 +193,20 @@ class StageContext:
         if cached is not None and now - cached[0] < max_age:
             return cached[1]
         p = self.params.get(self.names.maintenance_param)
-        value = bool(p and p.value.strip().lower() == "true")
+        value = maintenance_flag(p.value if p else None)
         with self._lock:
             self._maintenance = (now, value)
         return value
 
 
 def open_stage(stage: str | None = None, client_factory: Callable[[str], Any] | None = None,
-               local_root: Path | None = None) -> StageContext:
-    """Validate the stage and build its context. The local stage's folders live in ANIML_LOCAL_DIR."""
+               local_root: Path | None = None, connections: int | None = None) -> StageContext:
+    """Validate the stage and build its context. The local stage's folders live in ANIML_LOCAL_DIR.
+    `connections`: requests the caller keeps under way at once; the AWS clients' connection pools
+    are sized for them (ignored with a `client_factory`, which makes its own clients)."""
     name = check_stage(stage)
     root = local_root or (local_dir() if name == "local" else None)
-    return StageContext(name, client_factory or aws.client, root)
-
-
-def api_key_from_env() -> str | None:
-    return os.environ.get("API_KEY") or os.environ.get("ANIML_API_KEY") or None
+    if client_factory is None:
+        client_factory = aws.client if connections is None else functools.partial(
+            aws.client, max_pool_connections=connections)
+    return StageContext(name, client_factory, root)

@@ -1,7 +1,7 @@
 """The core ingest function: one object in, one outcome out.
 
-Routing follows CONTRACT.md sections 1, 3, 5 and 6. The one rule everything else serves: the source
-object is deleted only after its terminal copy (serving, dead-letter or parking lot) is complete; when
+Routing follows docs/animl.md (keys, the API, maintenance). The one rule everything else serves: the
+source object is deleted only after its terminal copy (serving, dead-letter or parking lot) is complete; when
 no copy could be made, the source stays and the outcome is `failed`.
 
 Two actors are normal (docs/concurrency.md): every write the function makes is conditional, so that
@@ -13,8 +13,8 @@ it runs in (claims.py, keyed by its md5).
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
+import os
 import threading
 import time
 import uuid
@@ -24,13 +24,13 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from animl_ingest_cli import keys
-from animl_ingest_cli.api import Api, api_for
-from animl_ingest_cli.api_local import check_md
+from animl_ingest_cli.api import Api
+from animl_ingest_cli.api_rules import TOO_LARGE, check_md, is_duplicate
 from animl_ingest_cli.claims import Busy, Claim, Claims
 from animl_ingest_cli.context import StageContext
 from animl_ingest_cli.errors import AnimlError, ApiError, Conflict, ImageError, NotFound, StoreError
-from animl_ingest_cli.images import make_thumbnails
-from animl_ingest_cli.limits import decode_meta, fit_metadata
+from animl_ingest_cli.images import decode_cost_error, make_thumbnails
+from animl_ingest_cli.limits import fit_metadata
 from animl_ingest_cli.limits import quote_meta as quote_meta
 from animl_ingest_cli.metadata import read_metadata
 from animl_ingest_cli.stores import MAX_OBJECT_BYTES, ObjectInfo, S3Store, Store, TooLarge, read
@@ -43,7 +43,6 @@ OUTCOMES = (SERVED, DEAD_LETTERED, PARKED, BATCH_SUBMITTED, SKIPPED, FAILED)
 MAX_DEAD_LETTER_ATTEMPTS = 1000
 CLAIM_WAIT = 30.0  # seconds an ingest waits for another actor working on the same image
 PARK_ID = "park-id"  # metadata of a parked object: which park wrote it (see _park)
-TOO_LARGE = "Image Size Exceed 8 MB"  # animl-api's answer for imageBytes >= 8000000
 
 
 @dataclass
@@ -70,11 +69,12 @@ def dead_letter_metadata(bucket: str, key: str, error: str, image_id: str | None
                          batch: str | None) -> dict[str, str]:
     """The metadata every dead-lettered object carries, within S3's 2 KB as S3 counts it
     (limits.fit_metadata): the error is cut to fit, the original key never is."""
-    values = {"original-bucket": bucket, "original-key": key, "image-id": image_id or keys.UNKNOWN_ID}
+    values = {keys.ORIGINAL_BUCKET: bucket, keys.ORIGINAL_KEY: key,
+              keys.IMAGE_ID: image_id or keys.UNKNOWN_ID}
     if batch:
-        values["batch-id"] = batch
-    values["error"] = error
-    return fit_metadata(values, cuttable=("error", "image-id"))
+        values[keys.BATCH_ID] = batch
+    values[keys.ERROR] = error
+    return fit_metadata(values, cuttable=(keys.ERROR, keys.IMAGE_ID))
 
 
 def copy_object(dst: Store, src: Store, key: str, target: str, data: bytes, content_type: str,
@@ -101,7 +101,7 @@ class Ingestor:
 
     def __init__(self, ctx: StageContext, api: Api | None = None, *, dry_run: bool = False,
                  time_left: Callable[[], float] | None = None,
-                 on_outcome: Callable[[Outcome], None] | None = None) -> None:
+                 on_outcome: Callable[[Outcome], None] | None = None, cpu_slots: int | None = None) -> None:
         self.ctx = ctx
         self._api = api
         self.dry_run = dry_run
@@ -111,6 +111,12 @@ class Ingestor:
         self._same_bytes_lock = threading.Lock()
         self._api_lock = threading.Lock()
         self._claims: Claims | None = None
+        self.use_cpu_slots(cpu_slots or os.cpu_count() or 1)
+
+    def use_cpu_slots(self, n: int) -> None:
+        """At most `n` objects do pixel work (md5, metadata, decode, thumbnails) at the same moment,
+        however many wait on the network (the pool sets it; see pool.py)."""
+        self._cpu = threading.BoundedSemaphore(max(1, n))
 
     @property
     def claims(self) -> Claims:
@@ -132,20 +138,20 @@ class Ingestor:
         if self._api is None:
             with self._api_lock:
                 if self._api is None:
-                    self._api = api_for(self.ctx, time_left=self.time_left)
+                    self._api = self.ctx.api(time_left=self.time_left)
         return self._api
 
-    def is_ingestion_source(self, src: Store) -> bool:
-        return src.bucket == self.ctx.bucket("ingestion") and src.uri("").startswith(
-            self.ctx.store("ingestion").uri(""))
-
     # --- entry point ------------------------------------------------------------------------------
-    def process(self, src: Store, key: str, *, delete_source: bool | None = None,
+    def process(self, src: Store, key: str, *, delete_source: bool,
                 batch: str | None = None, etag: str | None = None) -> list[Outcome]:
         """Process one object. Returns its outcome, followed by the outcomes of the images of a zip
-        the local stage unpacked itself (AWS stages hand zips to AWS Batch). `etag`: what the event
-        or the listing said the object was (it tells a redelivered event for an object already
-        ingested and deleted, which is done, from a lost one)."""
+        the local stage unpacked itself (AWS stages hand zips to AWS Batch).
+
+        `delete_source`: the object is deleted once its copy is made. The caller decides, always
+        explicitly: True for the stage's ingestion bucket (the Lambda; `sources` for s3:// keys of
+        that bucket), False for every other source. `etag`: what the event or the listing said the
+        object was (it tells a redelivered event for an object already ingested and deleted, which
+        is done, from a lost one: docs/concurrency.md)."""
         outcomes = self.run(src, key, delete_source=delete_source, batch=batch, etag=etag)
         for o in outcomes:
             log.info("%s %s -> %s %s", o.source, o.key, o.outcome, o.reason or o.error or "")
@@ -153,11 +159,9 @@ class Ingestor:
                 self.on_outcome(o)
         return outcomes
 
-    def run(self, src: Store, key: str, *, delete_source: bool | None = None,
+    def run(self, src: Store, key: str, *, delete_source: bool,
             batch: str | None = None, etag: str | None = None) -> list[Outcome]:
         """`process` without the notifications (a zip's images are reported by their zip's call)."""
-        if delete_source is None:
-            delete_source = self.is_ingestion_source(src)
         try:
             return self._process(src, key, delete_source, batch, etag)
         except AnimlError as exc:
@@ -270,7 +274,7 @@ class Ingestor:
 
     # --- bulk uploads -----------------------------------------------------------------------------
     def _batch(self, src: Store, key: str, delete_source: bool) -> list[Outcome]:
-        from animl_ingest_cli.batches import run_local_batch, submit_batch_job
+        from animl_ingest_cli.batches import submit_batch_job
 
         batch = keys.batch_id(key)
         out = Outcome(src.uri(key), key, BATCH_SUBMITTED)
@@ -281,7 +285,7 @@ class Ingestor:
             out.planned, out.reason = True, "would be unpacked by the batch job"
             return [out]
         if self.ctx.is_local:
-            return run_local_batch(self, src, key, batch, delete_source, out)
+            return self._local_batch(src, key, batch, delete_source, out)
         if not delete_source:  # the batch job unpacks into the bucket it reads: only ingestion's zips
             out.outcome, out.reason = SKIPPED, ("a bulk-upload zip outside the ingestion bucket: "
                                                 "download it and give the file to `ingest`")
@@ -294,9 +298,47 @@ class Ingestor:
         out.reason = f"AWS Batch job {job}"
         return [out]
 
+    def _local_batch(self, src: Store, key: str, batch: str, delete_source: bool,
+                     out: Outcome) -> list[Outcome]:
+        """The local stage has no AWS Batch and no S3 events: the bulk-upload job itself unpacks the
+        zip into the ingestion bucket, then each image written is processed as its event would be."""
+        from animl_ingest_cli.batchjob import entries
+        from animl_ingest_cli.batchjob.job import BatchJob
+
+        job = BatchJob(self.ctx, self.api, src, key, batch, delete_zip=delete_source)
+        done = True
+        try:
+            r = job.run()
+        except AnimlError as exc:
+            out.error, out.complete, done = exc.message, False, False
+            r = job.result
+        results: list[Outcome] = []
+        for e in r.entries:
+            if e.problem and e.problem != entries.DIRECTORY:
+                results.append(Outcome(src.uri(key) + "!" + e.name, e.name,
+                                       FAILED if e.failed else SKIPPED, reason=e.reason,
+                                       complete=not e.failed))
+        for e, why in r.failed:
+            results.append(Outcome(src.uri(key) + "!" + e.name, e.name, FAILED, error=why, complete=False))
+        if r.parked:
+            out.outcome, out.reason = PARKED, "maintenance mode"
+            return [out, *results]
+        ingestion = self.ctx.store("ingestion")
+        out.reason = f"unpacked {len(r.written)} images locally"
+        out.destinations.extend(ingestion.uri(k) for k in r.written)
+        for target in r.written:
+            if ingestion.head(target) is not None:  # an earlier run may have processed it already
+                results.extend(self.run(ingestion, target, delete_source=True))
+        if done:
+            try:
+                job.processing_end()
+            except ApiError as exc:
+                log.warning("updateBatch processingEnd for %s failed: %s", batch, exc.message)
+        return [out, *results]
+
     # --- images -----------------------------------------------------------------------------------
     def build_md(self, src: Store, key: str, data: bytes, batch: str | None = None) -> dict[str, Any]:
-        """The `md` record of CONTRACT.md section 3 for an object."""
+        """The `md` record for an object (docs/animl.md, The record the ingest sends)."""
         fm = read_metadata(data, keys.file_name(key))
         batch = batch or keys.batch_id(key)
         md: dict[str, Any] = {"Bucket": src.bucket, "Key": key, "FileName": keys.file_name(key),
@@ -338,9 +380,14 @@ class Ingestor:
         except StoreError as exc:
             out.outcome, out.error, out.complete = FAILED, exc.message, False
             return out
-        md = self.build_md(src, key, blob.data, batch)
+        with self._cpu:
+            md = self.build_md(src, key, blob.data, batch)
+            too_costly = decode_cost_error(blob.data)  # would outlast the function: no record is made
         if self.dry_run:
-            return self._plan(md, out)
+            return self._plan(md, out, [too_costly] if too_costly else None)
+        if too_costly:
+            return self._dead_letter(src, key, md, blob.data, [too_costly], None, out, delete_source,
+                                     blob.etag)
         digest = str(md.get("Hash"))
         with self._one_at_a_time(digest):
             try:
@@ -396,7 +443,7 @@ class Ingestor:
             return self._dead_letter(src, key, md, data, [exc.message], None, out, delete_source, etag)
         out.image_id = attempt.image_id
         if attempt.errors:
-            if attempt.image_id and any("E11000" in e for e in attempt.errors):
+            if attempt.image_id and is_duplicate(attempt.errors):
                 healed = self._heal_duplicate(src, key, data, etag, md, attempt.image_id, out)
                 if healed:
                     self._delete_source(src, key, out, delete_source, etag)
@@ -433,10 +480,10 @@ class Ingestor:
         return self._dead_letter(src, key, md, b"", [TOO_LARGE], None, out, delete_source, info.etag,
                                  size=info.size)
 
-    def _plan(self, md: dict[str, Any], out: Outcome) -> Outcome:
+    def _plan(self, md: dict[str, Any], out: Outcome, errors: list[str] | None = None) -> Outcome:
         out.planned = True
         try:
-            errors = check_md(md).errors
+            errors = errors or check_md(md).errors
         except ApiError as exc:
             errors = [exc.message]
         ext = md.get("FileTypeExtension") or "jpg"
@@ -464,8 +511,9 @@ class Ingestor:
         ext = md.get("FileTypeExtension") or keys.file_name(key).rsplit(".", 1)[-1]
         ctype = md.get("MIMEType") or keys.content_type_for(key)
         targets = keys.serving_keys(image_id, ext)
-        medium, small = make_thumbnails(data)
-        origin = fit_metadata({"source-bucket": src.bucket, "source-key": key})
+        with self._cpu:
+            medium, small = make_thumbnails(data)
+        origin = fit_metadata({keys.SOURCE_BUCKET: src.bucket, keys.SOURCE_KEY: key})
         tried: list[str] = []  # each key before its write: a write that failed may have landed
 
         def write(size: str, do: Callable[[], object]) -> None:
@@ -516,9 +564,7 @@ class Ingestor:
             return False
         original = present["original"]
         if original is not None:
-            same = (decode_meta(original.metadata.get("source-key", "")) == key
-                    and decode_meta(original.metadata.get("source-bucket", "")) == src.bucket)
-            if not same:
+            if not keys.is_from(original.metadata, src.bucket, key, keys.SOURCE_BUCKET, keys.SOURCE_KEY):
                 return False
             if all(present.values()):
                 out.reason, out.healed = "already served", True
@@ -598,8 +644,7 @@ class Ingestor:
                     raise Conflict(f"{src.uri(key)} changed or went away while being dead-lettered; "
                                    f"left for a rerun", code="PreconditionFailed")
                 continue  # gone meanwhile (a redrive took it): the next key is as good
-            same_origin = (decode_meta(info.metadata.get("original-key", "")) == origin_key
-                           and decode_meta(info.metadata.get("original-bucket", "")) == bucket)
+            same_origin = keys.is_from(info.metadata, bucket, origin_key)
             same_bytes = info.etag == md5 if md5 else info.size == want_size
             if same_origin and same_bytes:
                 return target
@@ -638,5 +683,8 @@ def summarize(outcomes: list[Outcome]) -> dict[str, Any]:
             "incomplete": incomplete}
 
 
-def md_json(md: dict[str, Any]) -> str:
-    return json.dumps(md, default=str, ensure_ascii=False)
+def all_good(outcomes: list[Outcome]) -> bool:
+    """Every object served, parked, handed to AWS Batch or skipped, and nothing left for a rerun
+    (what exit code 0 means)."""
+    good = {SERVED, PARKED, BATCH_SUBMITTED, SKIPPED}
+    return all(o.outcome in good and o.complete for o in outcomes)

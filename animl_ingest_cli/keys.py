@@ -1,4 +1,4 @@
-"""Key layouts of CONTRACT.md section 1: event keys, file names, batches, serving and dead-letter keys."""
+"""Key layouts (docs/animl.md, Keys): event keys, file names, batches, serving and dead-letter keys."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import posixpath
 import re
 import urllib.parse
 
-from animl_ingest_cli.limits import MAX_KEY_BYTES, cut_utf8
+from animl_ingest_cli.api_rules import is_duplicate
+from animl_ingest_cli.limits import MAX_KEY_BYTES, cut_utf8, decode_meta
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 BATCH_EXTENSIONS = (".zip",)
@@ -18,6 +19,13 @@ SERVING_SIZES = ("original", "medium", "small")
 UNKNOWN_ID = "UNKNOWN_ID"
 MAX_FOLDER_BYTES = 200  # an error text as a folder name stays well inside S3's 1024-byte key limit
 MAX_SHORT_STEM_BYTES = 200  # what is kept of a file name too long for a dead-letter key
+
+# The S3 user metadata the ingest writes (docs/animl.md), values percent-encoded (limits.quote_meta).
+# A dead letter names where it came from (what a redrive sends it back to) and why it is there:
+ORIGINAL_BUCKET, ORIGINAL_KEY = "original-bucket", "original-key"
+IMAGE_ID, BATCH_ID, ERROR = "image-id", "batch-id", "error"
+# A serving original names the object it was made from (a rerun of that object counts as served):
+SOURCE_BUCKET, SOURCE_KEY = "source-bucket", "source-key"
 
 
 def decode_event_key(raw: str) -> str:
@@ -64,8 +72,8 @@ def serving_keys(image_id: str, extension: str) -> dict[str, str]:
 
 
 def dead_letter_folder(errors: list[str]) -> str:
-    """The dead-letter folder for a list of error texts, in CONTRACT.md's order."""
-    if any("E11000" in e for e in errors):
+    """The dead-letter folder for a list of error texts, in the contract's order (docs/animl.md, Keys)."""
+    if is_duplicate(errors):
         folder = "DUPLICATE_IMAGE"
     elif len(errors) > 1:
         folder = "MULTIPLE_ERRORS"
@@ -110,3 +118,18 @@ def content_type_for(key: str) -> str:
     ext = posixpath.splitext(key)[1].lower()
     return {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png",
             ".zip": "application/zip"}.get(ext, "application/octet-stream")
+
+
+def origin(metadata: dict[str, str], bucket_field: str = ORIGINAL_BUCKET,
+           key_field: str = ORIGINAL_KEY) -> tuple[str | None, str | None]:
+    """The (bucket, key) an object's metadata names, decoded; None for a field it does not carry.
+    A dead letter's by default; a serving original's with SOURCE_BUCKET, SOURCE_KEY."""
+    md = {k.lower(): v for k, v in metadata.items()}  # S3 gives metadata names lower-case
+    bucket, key = md.get(bucket_field), md.get(key_field)
+    return (decode_meta(bucket) if bucket else None), (decode_meta(key) if key else None)
+
+
+def is_from(metadata: dict[str, str], bucket: str, key: str, bucket_field: str = ORIGINAL_BUCKET,
+            key_field: str = ORIGINAL_KEY) -> bool:
+    """True when the metadata names exactly `bucket`/`key` as the object's origin."""
+    return origin(metadata, bucket_field, key_field) == (bucket, key)

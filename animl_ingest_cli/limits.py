@@ -4,7 +4,7 @@
 - User metadata is at most 2048 bytes: the sum, over every entry, of the UTF-8 bytes of its name
   *without* the `x-amz-meta-` prefix and of its value (S3: 400 MetadataTooLarge). Names are stored
   lower-case. The prefix is not counted (it is part of the 8 KB request-header limit instead).
-- Metadata values travel as HTTP headers: ASCII only. CONTRACT.md asks for the UTF-8 text
+- Metadata values travel as HTTP headers: ASCII only. docs/animl.md (Keys) asks for the UTF-8 text
   percent-encoded (`quote(value, safe='')`), which costs 3 bytes per non-ASCII byte: a 1024-byte key
   of non-Latin text would take 3072. A value that does not fit that way is sent as one RFC 2047
   encoded word instead, `=?UTF-8?B?<base64 of the UTF-8>?=` (4 bytes per 3), the form S3 itself uses

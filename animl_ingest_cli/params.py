@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +11,7 @@ from typing import Any, Protocol
 
 from animl_ingest_cli.aws import translated
 from animl_ingest_cli.errors import StoreError
+from animl_ingest_cli.files import atomic_write
 
 
 @dataclass(frozen=True)
@@ -85,8 +84,4 @@ class LocalParams:
         with self._lock:
             data = self._load()
             data[name] = {"value": value, "modified": dt.datetime.now(dt.UTC).isoformat()}
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".params-")
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(data, fh, indent=2, sort_keys=True)
-            os.replace(tmp, self.path)
+            atomic_write(self.path, json.dumps(data, indent=2, sort_keys=True), prefix=".params-")

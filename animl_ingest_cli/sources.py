@@ -16,16 +16,8 @@ from animl_ingest_cli.batches import ZipSource
 from animl_ingest_cli.context import StageContext
 from animl_ingest_cli.errors import InputError
 from animl_ingest_cli.files import iter_image_files
-from animl_ingest_cli.stores import LocalStore, Store
-
-
-@dataclass
-class WorkItem:
-    store: Store
-    key: str
-    delete_source: bool
-    batch: str | None = None
-    skip_reason: str | None = None  # set for zip entries that must not be processed
+from animl_ingest_cli.pool import WorkItem
+from animl_ingest_cli.stores import LocalStore
 
 
 @dataclass
@@ -72,7 +64,14 @@ def _zip_items(path: Path, batch: str | None) -> Iterator[WorkItem]:
     # the file closes when the last work item referring to it is gone.
     zsrc = ZipSource.open(path)
     for entry in zsrc.entries():
-        yield WorkItem(zsrc, entry.name, False, batch, entry.problem)
+        yield WorkItem(zsrc, entry.name, False, batch, entry.problem, entry.size)
+
+
+def _size(path: Path) -> int | None:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return None  # reported by the read that fails
 
 
 def iter_work(ctx: StageContext, specs: list[SourceSpec], batch: str | None = None) -> Iterator[WorkItem]:
@@ -85,14 +84,14 @@ def iter_work(ctx: StageContext, specs: list[SourceSpec], batch: str | None = No
             delete = spec.bucket == ingestion
             for info in store.list(spec.prefix):
                 if not info.key.endswith("/"):
-                    yield WorkItem(store, info.key, delete)
+                    yield WorkItem(store, info.key, delete, size=info.size, etag=info.etag)
         elif spec.kind == "zip":
             assert spec.path is not None
             yield from _zip_items(spec.path, batch)
         elif spec.kind == "file":
             assert spec.path is not None
             folder = spec.path.resolve().parent
-            yield WorkItem(LocalStore(folder), spec.path.name, False)
+            yield WorkItem(LocalStore(folder), spec.path.name, False, size=_size(spec.path))
         else:
             assert spec.path is not None
             folder_store = LocalStore(spec.path.resolve())
@@ -102,4 +101,4 @@ def iter_work(ctx: StageContext, specs: list[SourceSpec], batch: str | None = No
                 if keys.kind(key) == "batch":
                     yield from _zip_items(spec.path / key, batch)
                 else:
-                    yield WorkItem(folder_store, key, False)
+                    yield WorkItem(folder_store, key, False, size=_size(found))

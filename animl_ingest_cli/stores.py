@@ -23,7 +23,6 @@ import hashlib
 import json
 import mimetypes
 import os
-import tempfile
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -33,11 +32,7 @@ from typing import Any, Protocol
 
 from animl_ingest_cli.aws import AWS_ERRORS, pages, translate, translated
 from animl_ingest_cli.errors import Conflict, CredentialsError, NotFound, StoreError
-
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - Windows: conditional writes are atomic within one process only
-    fcntl = None  # type: ignore[assignment]
+from animl_ingest_cli.files import LockFile, atomic_write
 
 __all__ = ["Blob", "Conflict", "LocalStore", "ObjectInfo", "S3Store", "Store", "TooLarge", "read"]
 
@@ -263,16 +258,11 @@ class LocalStore:
             yield
             return
         with self._thread_lock:
-            if fcntl is None or self.meta_root is None:
+            if self.meta_root is None:
                 yield
                 return
-            self.meta_root.mkdir(parents=True, exist_ok=True)
-            with open(self.meta_root / ".conditional.lock", "a") as fh:
-                fcntl.flock(fh, fcntl.LOCK_EX)
-                try:
-                    yield
-                finally:
-                    fcntl.flock(fh, fcntl.LOCK_UN)
+            with LockFile(self.meta_root / ".conditional.lock"):  # waits for the other process
+                yield
 
     def _check(self, key: str, if_none_match: bool, if_match: str | None) -> bool:
         """Raise Conflict unless the conditions hold; False when `if_match` names a missing object."""
@@ -314,18 +304,7 @@ class LocalStore:
 
     @staticmethod
     def _atomic_write(path: Path, data: bytes) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-            os.replace(tmp, path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
+        atomic_write(path, data, prefix=".tmp-")  # LocalStore.list skips `.tmp-` names
 
     def get(self, key: str, limit: int | None = None) -> bytes:
         try:

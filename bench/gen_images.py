@@ -20,7 +20,7 @@ from pathlib import Path
 GEN_VERSION = 2
 JPEG_QUALITY = 90
 TEXTURES_PER_SIZE = 3
-SIZES = {"3mp": (2048, 1536), "12mp": (4000, 3000), "16mp": (5376, 3024)}
+SIZES = {"2mp": (1600, 1200), "3mp": (2048, 1536), "12mp": (4000, 3000), "16mp": (5376, 3024)}
 CAMERAS = [("RECONYX", "HF2X HYPERFIRE 2 4K COVERT IR"), ("BUSHNELL", "119949C"),
            ("Browning", "BTC-8E-HP4"), ("CUDDEBACK", "G-Series"), ("BuckEyeCam", "X7D")]
 
@@ -38,7 +38,8 @@ class Spec:
 
 def plan(kind: str, count: int, *, start: int = 0) -> list[Spec]:
     """`mixed`: 3, 12 and 16 MP JPEGs in turn with every tenth image a 3 MP PNG (the main set);
-    `3mp` / `12mp` / `16mp`: one size only; `large`: 12 and 16 MP JPEGs in turn."""
+    `2mp` (1600x1200, a common trail-camera setting) / `3mp` / `12mp` / `16mp`: one size only;
+    `large`: 12 and 16 MP JPEGs in turn."""
     specs = []
     for i in range(start, start + count):
         if kind == "mixed":

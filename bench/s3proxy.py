@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.client
 import threading
+import time
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -72,9 +73,14 @@ def read_body(handler: BaseHTTPRequestHandler) -> bytes:
 
 
 class CountingProxy:
-    """`with CountingProxy(upstream) as proxy:` then point AWS_ENDPOINT_URL at `proxy.url`."""
+    """`with CountingProxy(upstream) as proxy:` then point AWS_ENDPOINT_URL at `proxy.url`.
 
-    def __init__(self, upstream: str) -> None:
+    `delay`: seconds added to every request before it is forwarded (the latency mode: a client far
+    from the region). Each connection has its own thread, so delayed requests overlap as they do
+    over a real network; only the client's own parallelism decides how many wait at once."""
+
+    def __init__(self, upstream: str, delay: float = 0.0) -> None:
+        self.delay = delay
         up = urlsplit(upstream)
         self.upstream_host, self.upstream_port = up.hostname or "127.0.0.1", up.port or 80
         self.counts: Counter[str] = Counter()
@@ -91,6 +97,8 @@ class CountingProxy:
 
             def _forward(self) -> None:
                 body = read_body(self)
+                if proxy.delay > 0:
+                    time.sleep(proxy.delay)
                 op = operation(self.command, self.path, self.headers)
                 if op == "POST" and body:  # query-protocol services (STS, SQS) name it in the body
                     action = parse_qs(body.decode("latin-1")).get("Action")

@@ -19,6 +19,7 @@ import secrets
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -128,6 +129,11 @@ class ApiStub:
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self.url = ""
+        # seconds each mutation takes to answer (animl-api at a distance: createImage is GraphQL +
+        # MongoDB, hundreds of milliseconds), and the most answers of each under way at once
+        self.delays: dict[str, float] = {}
+        self.in_flight: dict[str, int] = {}
+        self.peak_in_flight: dict[str, int] = {}
 
     # --- life cycle -----------------------------------------------------------------------------
     def start(self) -> ApiStub:
@@ -206,6 +212,19 @@ class ApiStub:
 
     def calls(self, mutation: str) -> list[Recorded]:
         return [r for r in self.requests if r.mutation == mutation]
+
+    @contextmanager
+    def _answering(self, mutation: str) -> Iterator[None]:
+        with self._lock:
+            now = self.in_flight[mutation] = self.in_flight.get(mutation, 0) + 1
+            self.peak_in_flight[mutation] = max(self.peak_in_flight.get(mutation, 0), now)
+        try:
+            if self.delays.get(mutation):
+                self._stopping.wait(self.delays[mutation])
+            yield
+        finally:
+            with self._lock:
+                self.in_flight[mutation] -= 1
 
     def _record(self, rec: Recorded) -> None:
         with self._lock:
@@ -299,7 +318,8 @@ class _Handler(BaseHTTPRequestHandler):
         invalid = coerce_input(mutation, value)
         if invalid is not None:
             return self._send(rec, *invalid)
-        status, answer = stub.execute(mutation, value)
+        with stub._answering(mutation):
+            status, answer = stub.execute(mutation, value)
         if fault is not None and fault.kind == "record_then_status":
             return self._send(rec, fault.status, fault.body or b"")
         if fault is not None and fault.kind == "record_then_hang":

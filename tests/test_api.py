@@ -15,7 +15,7 @@ import pytest
 import requests
 
 from animl_ingest_cli import redact
-from animl_ingest_cli.api import NO_BATCH, GraphQLApi, api_for
+from animl_ingest_cli.api import NO_BATCH, GraphQLApi
 from animl_ingest_cli.api_local import LocalApi
 from animl_ingest_cli.context import StageContext
 from animl_ingest_cli.errors import AccessDenied, ApiError, ConfigError
@@ -299,7 +299,7 @@ def test_key_never_in_errors_or_logs(api_stub: ApiStub, caplog: pytest.LogCaptur
 
 # --- finding the API -------------------------------------------------------------------------------
 def test_local_stage_gets_the_embedded_catalog(tmp_path: Path) -> None:
-    api = api_for(StageContext("local", local_root=tmp_path))
+    api = StageContext("local", local_root=tmp_path).api()
     assert isinstance(api, LocalApi)
     assert api.path == tmp_path / "catalog.sqlite"
     assert api.create_image(md_for()).ok
@@ -315,7 +315,7 @@ def dev_ctx(aws_mock: None) -> StageContext:
 
 def test_missing_url_parameter_is_a_config_error(dev_ctx: StageContext) -> None:
     with pytest.raises(ConfigError) as info:
-        api_for(dev_ctx)
+        dev_ctx.api()
     assert info.value.message == "no API URL: SSM parameter /api/url-dev is missing"
 
 
@@ -323,10 +323,10 @@ def test_key_comes_from_env_first(dev_ctx: StageContext, monkeypatch: pytest.Mon
     boto3.client("ssm").put_parameter(Name="/api/url-dev", Value="https://api.example/internal",
                                       Type="String")
     monkeypatch.setenv("ANIML_API_KEY", "env-key-from-animl")
-    api = api_for(dev_ctx)
+    api = dev_ctx.api()
     assert isinstance(api, GraphQLApi) and api.url == "https://api.example/internal"
     monkeypatch.setenv("API_KEY", "env-key-from-lambda")
-    assert api_for(dev_ctx)._api_key == "env-key-from-lambda"
+    assert dev_ctx.api()._api_key == "env-key-from-lambda"
     assert redact.redact("x env-key-from-lambda y") == "x *** y"
 
 
@@ -335,12 +335,12 @@ def test_key_from_secrets_manager(dev_ctx: StageContext) -> None:
                                       Type="String")
     sm = boto3.client("secretsmanager")
     with pytest.raises(ConfigError, match="^no API key: secret api-key-dev not found"):
-        api_for(dev_ctx)
+        dev_ctx.api()
     sm.create_secret(Name="api-key-dev", SecretString=json.dumps({"other": 1}))
     with pytest.raises(ConfigError, match="^secret api-key-dev has no field apikey$"):
-        api_for(dev_ctx)
+        dev_ctx.api()
     sm.put_secret_value(SecretId="api-key-dev", SecretString=json.dumps({"apikey": "sm-key-4567"}))
-    api = api_for(dev_ctx, time_left=lambda: 30.0)
+    api = dev_ctx.api(time_left=lambda: 30.0)
     assert api._api_key == "sm-key-4567" and api.time_left is not None
     assert redact.redact("sm-key-4567") == "***"
 
@@ -358,7 +358,7 @@ def test_refused_secret_is_access_denied_as_from_any_aws_call(dev_ctx: StageCont
     dev_ctx._clients["secretsmanager"] = Refusing()
     with pytest.raises(AccessDenied, match="^Secrets Manager GetSecretValue api-key-dev: "
                        "AccessDeniedException: no$") as refused:
-        api_for(dev_ctx)
+        dev_ctx.api()
     assert refused.value.exit_code == 2  # as for S3, SSM and the rest: aws.translate
 
 

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from animl_ingest_cli.api_local import DEFAULT_PROJECT, LocalApi, check_md, duplicate_text, normalise_key
+from animl_ingest_cli.api_local import DEFAULT_PROJECT, LocalApi
+from animl_ingest_cli.api_rules import check_md, duplicate_text, normalise_key
 from animl_ingest_cli.errors import ApiError
 
 

@@ -17,7 +17,6 @@ import pytest
 from botocore.awsrequest import AWSResponse
 
 from animl_ingest_cli import aws
-from animl_ingest_cli.api import api_key_for
 from animl_ingest_cli.context import StageContext
 from animl_ingest_cli.errors import (
     EXIT_SOME_FAILED,
@@ -72,7 +71,7 @@ def _calls(ctx: StageContext) -> dict[str, Callable[[], object]]:
         "S3 GetObject": lambda: S3Store(ctx.client("s3"), "b").get("k.jpg"),
         "S3 ListObjectsV2": lambda: list(S3Store(ctx.client("s3"), "b").list("p/")),
         "SSM GetParameters": lambda: SsmParams(ctx.client("ssm")).get("/x"),
-        "Secrets Manager": lambda: api_key_for(ctx),
+        "Secrets Manager": lambda: ctx.api_key(),
         "SQS ListQueues": lambda: queues.list_queues(ctx),
     }
 
@@ -129,7 +128,7 @@ def test_not_found_names_what_is_missing(aws_mock: None, dev: StageContext) -> N
     # a missing secret is a missing setting, not a failed operation
     boto3.client("ssm").put_parameter(Name="/api/url-dev", Value="https://x", Type="String")
     with pytest.raises(ConfigError, match="^no API key: secret api-key-dev not found"):
-        api_key_for(dev)
+        dev.api_key()
 
 
 def test_transport_errors_and_missing_credentials() -> None:

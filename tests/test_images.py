@@ -8,12 +8,23 @@ import struct
 import time
 import zlib
 
+import piexif
 import pytest
 from PIL import Image, ImageFile, JpegImagePlugin
 
+from animl_ingest_cli import images
 from animl_ingest_cli.errors import ImageError
-from animl_ingest_cli.images import MAX_PIXELS, fit, make_thumbnails, probe
+from animl_ingest_cli.images import (
+    MAX_PIXELS,
+    MAX_SCAN_BLOCKS,
+    MAX_SCANS,
+    decode_cost_error,
+    fit,
+    make_thumbnails,
+    probe,
+)
 from tests.conftest import CORPUS_IMAGES, corpus_files, needs_corpus
+from tests.jpegscans import issue_file, many_scan_jpeg
 
 
 def encode(img: Image.Image, fmt: str, **options: object) -> bytes:
@@ -208,3 +219,66 @@ def test_corpus(path) -> None:  # noqa: ANN001 - a pytest parameter
     expected = "image/png" if path.suffix.lower() == ".png" else "image/jpeg"
     assert m.content_type == s.content_type == expected
     assert decoded(m.data).size == (m.width, m.height)
+
+
+# -- decode work (issue 15 item 7): a progressive JPEG of thousands of scans ------------------------
+
+def test_thousands_of_scans_are_refused_before_decoding() -> None:
+    """0.6 MB, 4900 scans over an 8000x8000 frame: within the pixel limit, minutes of libjpeg work."""
+    data = issue_file()
+    assert 550_000 < len(data) < 650_000
+    assert probe(data).width * probe(data).height <= MAX_PIXELS, "not a pixel bomb"
+    cpu = time.thread_time()
+    reason = decode_cost_error(data)
+    assert reason and "too costly to decode" in reason and f"more than {MAX_SCANS} scans" in reason
+    with pytest.raises(ImageError, match="too costly to decode"):
+        make_thumbnails(data)
+    assert time.thread_time() - cpu < 0.5, "refused from the markers, nothing decoded"
+
+
+def test_the_many_scan_file_is_a_real_image_whose_cost_grows_with_its_scans() -> None:
+    """The same construction with fewer scans decodes (grey, as written), and each scan costs a pass
+    over every block: 200 scans cost several times the CPU of 1 (CPU time of this thread)."""
+    def decode_cpu(scans: int) -> float:
+        img = Image.open(io.BytesIO(many_scan_jpeg(4000, 4000, scans)))
+        start = time.thread_time()
+        img.load()
+        assert img.size == (4000, 4000) and img.getextrema() == (128, 128)
+        return time.thread_time() - start
+    one, many = decode_cpu(1), decode_cpu(200)
+    assert many > 3 * one
+    assert decode_cost_error(many_scan_jpeg(4000, 4000, 200)) is None, "within the work budget"
+
+
+def test_scan_work_budget_counts_blocks_per_scan() -> None:
+    assert decode_cost_error(many_scan_jpeg(8000, 8000, 60)) is None          # 61M blocks decoded
+    reason = decode_cost_error(many_scan_jpeg(8000, 8000, 70))                # 71M
+    assert reason and f"limit {MAX_SCAN_BLOCKS}" in reason and "71 scans" in reason
+    assert decode_cost_error(many_scan_jpeg(64, 64, 900)) is None             # many scans, tiny frame
+
+
+def test_ordinary_and_progressive_photos_pass_the_work_check() -> None:
+    big = photo((3000, 2000))
+    for options in ({"progressive": True}, {"progressive": True, "subsampling": 0}, {}):
+        assert decode_cost_error(encode(big, "JPEG", quality=85, **options)) is None
+    # markers inside an EXIF thumbnail (its own SOS) are inside the APP1 segment, not counted
+    thumb = encode(photo((160, 120)), "JPEG", progressive=True)
+    exif = piexif.dump({"0th": {piexif.ImageIFD.Make: b"CAM"}, "1st": {}, "thumbnail": thumb})
+    assert decode_cost_error(encode(photo((320, 240)), "JPEG", exif=exif)) is None
+    assert decode_cost_error(b"\x89PNG\r\n\x1a\n") is None and decode_cost_error(b"") is None
+    for path in corpus_files():
+        assert decode_cost_error(path.read_bytes()) is None, path.name
+
+
+def test_cpu_budget_stops_a_decode_that_runs_long(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The backstop for costs the marker check does not foresee: the decoder is fed in chunks and
+    stopped once its thread used DECODE_CPU_SECONDS of CPU."""
+    monkeypatch.setattr(images, "MAX_SCANS", 100_000)
+    monkeypatch.setattr(images, "MAX_SCAN_BLOCKS", 1 << 60)
+    monkeypatch.setattr(images, "DECODE_CPU_SECONDS", 0.05)
+    data = many_scan_jpeg(2000, 2000, 4000)
+    start = time.thread_time()
+    with pytest.raises(ImageError, match="decoding took more than 0.05 s of CPU"):
+        make_thumbnails(data)
+    assert time.thread_time() - start < 2.0
+    make_thumbnails(encode(photo((400, 300)), "JPEG"))  # an ordinary image is well within it

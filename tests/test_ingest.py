@@ -92,7 +92,7 @@ def keys_in(s3, kind: str) -> list[str]:  # noqa: ANN001
 def run_one(stage, s3, key: str, data: bytes, **kw):  # noqa: ANN001
     put(s3, key, data)
     ing = ingestor(stage, **kw)
-    (out,) = ing.process(stage.store("ingestion"), key)
+    (out,) = ing.process(stage.store("ingestion"), key, delete_source=True)
     return out
 
 
@@ -176,7 +176,7 @@ def test_dead_letters_are_never_overwritten(stage, s3) -> None:  # noqa: ANN001
     put(s3, "y/IMG.jpg", camera_jpeg(None, seed=3))
     ing = ingestor(stage)
     for key in ("x/IMG.jpg", "y/IMG.jpg"):
-        ing.process(stage.store("ingestion"), key)
+        ing.process(stage.store("ingestion"), key, delete_source=True)
     dls = keys_in(s3, "dead-letter")
     # Two different images: two image ids, so no clash; now force one by the same folder/id/name.
     assert len(dls) == 2
@@ -281,7 +281,7 @@ def test_maintenance_parks_images_and_zips_under_the_same_key(stage, s3, ssm) ->
     zip_key = f"batch-{UUID}.zip"
     for key, data in ((f"batch-{UUID}/a b.jpg", camera_jpeg()), (zip_key, b"PK\x05\x06" + b"\0" * 18)):
         put(s3, key, data)
-        (out,) = ing.process(stage.store("ingestion"), key)
+        (out,) = ing.process(stage.store("ingestion"), key, delete_source=True)
         assert out.outcome == PARKED
     assert keys_in(s3, "parkinglot") == sorted([f"batch-{UUID}/a b.jpg", zip_key])
     assert keys_in(s3, "ingestion") == []
@@ -323,7 +323,7 @@ def test_zip_without_batch_configuration_fails_and_stays(stage, s3) -> None:  # 
     assert keys_in(s3, "ingestion") == [f"batch-{UUID}.zip"]
 
 
-# --- failure paths of CONTRACT.md section 6 --------------------------------------------------------
+# --- failure paths of docs/animl.md (The rule every path serves) ------------------------------
 
 def test_api_forbidden_dead_letters_under_its_message_with_unknown_id(stage, s3) -> None:  # noqa: ANN001
     out = run_one(stage, s3, "a.jpg", camera_jpeg(), api_key="wrong-key")
@@ -358,7 +358,7 @@ def test_timeout_after_record_created_is_healed_by_the_rerun(stage, s3, api_stub
     s3.copy_object(Bucket=BUCKETS["ingestion"], Key="a.jpg",
                    CopySource={"Bucket": BUCKETS["dead-letter"], "Key": dl})
     s3.delete_object(Bucket=BUCKETS["dead-letter"], Key=dl)
-    (again,) = ingestor(stage).process(stage.store("ingestion"), "a.jpg")
+    (again,) = ingestor(stage).process(stage.store("ingestion"), "a.jpg", delete_source=True)
     assert again.outcome == SERVED and again.healed
     assert len(keys_in(s3, "serving")) == 3 and keys_in(s3, "ingestion") == []
 
@@ -371,7 +371,7 @@ def test_crash_after_serving_before_delete_is_completed_by_rerun(stage, s3) -> N
     # simulate: the copies are made but the process dies before deleting the source
     (first,) = ing.process(src, "a.jpg", delete_source=False)
     assert first.outcome == SERVED and keys_in(s3, "ingestion") == ["a.jpg"]
-    (rerun,) = ing.process(src, "a.jpg")
+    (rerun,) = ing.process(src, "a.jpg", delete_source=True)
     assert rerun.outcome == SERVED and rerun.healed
     assert keys_in(s3, "ingestion") == [] and keys_in(s3, "dead-letter") == []
 
@@ -467,7 +467,7 @@ def test_dry_run_writes_nothing_and_calls_no_api(stage, s3, api_stub) -> None:  
     put(s3, "a.jpg", camera_jpeg())
     put(s3, "b.jpg", camera_jpeg(None, seed=4))
     ing = ingestor(stage, dry_run=True)
-    outs = [ing.process(stage.store("ingestion"), k)[0] for k in ("a.jpg", "b.jpg")]
+    outs = [ing.process(stage.store("ingestion"), k, delete_source=True)[0] for k in ("a.jpg", "b.jpg")]
     assert [o.outcome for o in outs] == [SERVED, DEAD_LETTERED] and all(o.planned for o in outs)
     assert outs[1].reason == "Unknown Serial Number"
     assert keys_in(s3, "ingestion") == ["a.jpg", "b.jpg"] and keys_in(s3, "serving") == []
@@ -496,16 +496,16 @@ def test_the_api_is_made_once_however_many_workers_ask(monkeypatch, tmp_path) ->
     import threading
     import time
 
-    from animl_ingest_cli import ingest as ingest_module
+    from animl_ingest_cli.context import StageContext
 
     made = []
 
-    def slow_api_for(ctx, time_left=None):  # noqa: ANN001, ANN202
+    def slow_api(ctx, time_left=None):  # noqa: ANN001, ANN202
         made.append(threading.get_ident())
         time.sleep(0.05)
         return object()
 
-    monkeypatch.setattr(ingest_module, "api_for", slow_api_for)
+    monkeypatch.setattr(StageContext, "api", slow_api)
     ing = Ingestor(open_stage("local", local_root=tmp_path))
     threads = [threading.Thread(target=lambda: ing.api) for _ in range(8)]
     for t in threads:
@@ -513,3 +513,44 @@ def test_the_api_is_made_once_however_many_workers_ask(monkeypatch, tmp_path) ->
     for t in threads:
         t.join()
     assert len(made) == 1
+
+
+# --- decode work (issue 15 item 7) ----------------------------------------------------------------
+
+def test_progressive_jpeg_of_thousands_of_scans_is_dead_lettered_before_create_image(
+        stage, s3, api_stub, monkeypatch) -> None:  # noqa: ANN001
+    """Through the Lambda handler: 0.6 MB, 4900 scans, 64 MP. Before, it decoded for minutes after
+    createImage and the function timed out on every retry. Now no API call, one dead letter with
+    the reason, the source removed, and the handler answers at once."""
+    import time
+
+    from animl_ingest_cli import lambda_handler
+    from tests.jpegscans import issue_file
+
+    monkeypatch.setenv("STAGE", STAGE)
+    monkeypatch.setattr(lambda_handler, "_ctx", None)
+    data = issue_file()
+    put(s3, "scans.jpg", data)
+    event = {"Records": [{"eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
+                          "s3": {"bucket": {"name": BUCKETS["ingestion"]}, "object": {"key": "scans.jpg"}}}]}
+    start = time.perf_counter()
+    (result,) = lambda_handler.handler(event, None)["results"]
+    assert time.perf_counter() - start < 20, "no decode happened"
+    assert result["outcome"] == DEAD_LETTERED and result["reason"] == "CORRUPTED_IMAGE_FILE"
+    assert api_stub.calls("createImage") == [] and api_stub.calls("createImageError") == []
+    (dead,) = keys_in(s3, "dead-letter")
+    assert dead == f"CORRUPTED_IMAGE_FILE/{keys.UNKNOWN_ID}/scans.jpg"
+    head = s3.head_object(Bucket=BUCKETS["dead-letter"], Key=dead)
+    assert "too costly to decode" in urllib.parse.unquote(head["Metadata"]["error"])
+    assert s3.get_object(Bucket=BUCKETS["dead-letter"], Key=dead)["Body"].read() == data
+    assert keys_in(s3, "ingestion") == [] and keys_in(s3, "serving") == []
+
+
+def test_dry_run_plans_the_costly_jpeg_as_the_real_run_does(stage, s3, api_stub) -> None:  # noqa: ANN001
+    from tests.jpegscans import issue_file
+
+    put(s3, "scans.jpg", issue_file())
+    (out,) = ingestor(stage, dry_run=True).process(stage.store("ingestion"), "scans.jpg", delete_source=True)
+    assert out.planned and out.outcome == DEAD_LETTERED and out.reason == "CORRUPTED_IMAGE_FILE"
+    assert out.destinations == [f"CORRUPTED_IMAGE_FILE/{keys.UNKNOWN_ID}/scans.jpg"]
+    assert api_stub.requests == [] and keys_in(s3, "ingestion") == ["scans.jpg"]

@@ -1,4 +1,4 @@
-"""Key layouts of CONTRACT.md section 1."""
+"""Key layouts of docs/animl.md (Keys)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """What a stage's bulk uploads hold in AWS right now: the per-batch stacks, their queues' counts and
 their empty-queue alarm. Read by the teardown function and by the operator commands alike.
 
-A per-batch stack (`animl-ingest-<stage>-batch-<uuid>`, CONTRACT.md section 7) owns the queue of the
+A per-batch stack (`animl-ingest-<stage>-batch-<uuid>`, docs/bulk-upload.md) owns the queue of the
 same name, its `-dlq` and the alarm `<stack>-sqs-empty`; the names come from `config.Names`.
 """
 

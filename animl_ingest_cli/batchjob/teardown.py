@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from animl_ingest_cli import keys
-from animl_ingest_cli.api import Api, api_for
+from animl_ingest_cli.api import Api
 from animl_ingest_cli.aws import translated
 from animl_ingest_cli.batchjob.inflight import (
     BatchStack,
@@ -291,7 +291,7 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     log.info("event: %s", redact(json.dumps(event, default=str)[:2000]))
     kind = event_kind(event)
     ctx = _context()
-    api = api_for(ctx)
+    api = ctx.api()
     if kind == "schedule":
         items = sweep(ctx, api)
         failed = [i for i in items if i.decision == FAILED]

@@ -9,8 +9,9 @@ from typing import Annotated, Any
 import typer
 
 from animl_ingest_cli import __version__
+from animl_ingest_cli.cli import batch as batch_cmd
+from animl_ingest_cli.cli import batches, deadletter, ingest, inspect, maintenance, queues, runbook, unpark
 from animl_ingest_cli.cli import config as config_cmd
-from animl_ingest_cli.cli import deadletter, ingest, inspect, maintenance, queues, runbook, unpark
 from animl_ingest_cli.errors import EXIT_INTERRUPTED, AnimlError
 from animl_ingest_cli.redact import redact
 
@@ -42,10 +43,12 @@ app.command("ingest", help=ingest.HELP)(ingest.ingest)
 app.command("inspect", help=inspect.HELP)(inspect.inspect)
 app.add_typer(maintenance.app, name="maintenance")
 app.add_typer(queues.app, name="queues")
+app.add_typer(batches.app, name="batches")
 app.command("unpark", help=unpark.HELP)(unpark.unpark)
 app.add_typer(deadletter.app, name="deadletter")
 app.add_typer(runbook.app, name="runbook")
 app.command("config", help=config_cmd.HELP)(config_cmd.config)
+app.add_typer(batch_cmd.app, name="batch")
 
 
 def _click_exceptions(click: Any) -> tuple[type[Exception], ...]:

@@ -23,6 +23,7 @@ from animl_ingest_cli.cli.moves_view import DEFAULT, ConcurrencyOpt, PrefixOpt, 
 from animl_ingest_cli.context import open_stage
 from animl_ingest_cli.ops.deadletter import list_errors, warnings_for
 from animl_ingest_cli.ops.deadletter import redrive as redrive_objects
+from animl_ingest_cli.ops.moves import connections_for
 
 app = typer.Typer(help="The dead-letter bucket: what failed and why, and sending it back to be ingested.",
                   no_args_is_help=True)
@@ -67,7 +68,7 @@ def redrive(
 ) -> None:
     """Send every object of one error folder back to its original bucket and key (verified), then
     delete it from the dead-letter bucket. --prefix: only keys under this prefix inside the folder."""
-    ctx = open_stage(stage)
+    ctx = open_stage(stage, connections=connections_for(concurrency))
     for message in warnings_for(error):
         warn(message)
     run_moves_command(lambda on_outcome: redrive_objects(

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import threading
-from collections.abc import Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Annotated
 
 import typer
@@ -26,17 +22,18 @@ from animl_ingest_cli.cli.common import (
 )
 from animl_ingest_cli.context import open_stage
 from animl_ingest_cli.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED
-from animl_ingest_cli.ingest import (
-    BATCH_SUBMITTED,
-    FAILED,
-    PARKED,
-    SERVED,
-    SKIPPED,
-    Ingestor,
-    Outcome,
-    summarize,
+from animl_ingest_cli.ingest import FAILED, Ingestor, Outcome, all_good, summarize
+from animl_ingest_cli.pool import (
+    DEFAULT_BYTES,
+    MAX_IMAGES,
+    MB,
+    IngestRun,
+    Limits,
+    cpu_count,
+    default_images,
+    process_all,
 )
-from animl_ingest_cli.sources import WorkItem, iter_work, parse_sources
+from animl_ingest_cli.sources import iter_work, parse_sources
 
 HELP = """Process images through the ingest function: files, folders (recursive), .zip files, or
 s3://BUCKET/PREFIX. Objects of the stage's ingestion bucket are removed after their copy, exactly as
@@ -45,15 +42,22 @@ the Lambda does; other sources are left as they are.
 Exit codes: 0 all served, parked or skipped; 1 some dead-lettered or failed; 2 bad input;
 3 not confirmed; 130 interrupted."""
 
-DEFAULT_CONCURRENCY = max(2, (os.cpu_count() or 2) * 2)
-
 
 def ingest(
     sources: Annotated[list[str], typer.Argument(help="Files, folders, .zip files or s3://BUCKET/PREFIX.",
                                                  show_default=False)],
     stage: StageOpt = None,
-    concurrency: Annotated[int, typer.Option("--concurrency", "-c", min=1, max=256,
-                                             help="Images processed at once.")] = DEFAULT_CONCURRENCY,
+    concurrency: Annotated[int | None, typer.Option(
+        "--concurrency", "-c", min=1, max=MAX_IMAGES, show_default=False,
+        help="Images in flight at once, most of them waiting on S3 or the API "
+             f"[default: {default_images()} here: 8 a CPU, 32 to 128].")] = None,
+    cpus: Annotated[int | None, typer.Option(
+        "--cpus", min=1, max=256, show_default=False,
+        help=f"Images decoded or hashed at the same moment [default: the CPUs, {cpu_count()} here].")] = None,
+    buffer_mb: Annotated[int, typer.Option(
+        "--buffer-mb", min=1, max=65536,
+        help="MB of image bytes held in memory by the images in flight (a larger image goes alone).")
+    ] = DEFAULT_BYTES // MB,
     batch: Annotated[str | None, typer.Option("--batch", help="batch-<uuid>: the batch id for the "
                                               "entries of .zip sources.")] = None,
     dry_run: DryRunOpt = False,
@@ -61,11 +65,11 @@ def ingest(
     yes: YesOpt = False,
 ) -> None:
     specs = parse_sources(sources, batch)
-    ctx = open_stage(stage)
+    limits = Limits.default(images=concurrency, cpu=cpus, bytes_in_flight=buffer_mb * MB)
+    ctx = open_stage(stage, connections=limits.connections)
     if not dry_run:
         confirm_stage(ctx.stage, f"Ingesting {', '.join(sources)}", yes)
     results: list[Outcome] = []
-    lock = threading.Lock()
 
     show_progress = progress_enabled() and not json_out
     progress = Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),
@@ -74,19 +78,24 @@ def ingest(
     task = progress.add_task("ingesting", total=None)
 
     def record(o: Outcome) -> None:
-        with lock:
-            results.append(o)
-            if json_out:
-                emit_json(o.to_json())
-            progress.advance(task)
+        results.append(o)
+        if json_out:
+            emit_json(o.to_json())
 
-    ingestor = Ingestor(ctx, dry_run=dry_run, on_outcome=record)
+    def on_progress(r: IngestRun) -> None:
+        progress.update(task, completed=r.done, total=r.total)
+
+    run = process_all(Ingestor(ctx, dry_run=dry_run), iter_work(ctx, specs, batch), limits, on_progress)
     interrupted = False
     with progress:
         try:
-            _run(ingestor, iter_work(ctx, specs, batch), concurrency, record)
+            for o in run:
+                record(o)
         except KeyboardInterrupt:
             interrupted = True
+        finally:
+            for o in run.close():  # what was under way when the run stopped
+                record(o)
     summary = summarize(results)
     summary.update(stage=ctx.stage, dry_run=dry_run, interrupted=interrupted)
     if ctx.is_local:
@@ -98,32 +107,7 @@ def ingest(
     if interrupted:
         info("interrupted: objects already done are done; run the same command again to finish")
         raise typer.Exit(EXIT_INTERRUPTED)
-    good = {SERVED, PARKED, BATCH_SUBMITTED, SKIPPED}
-    ok = all(o.outcome in good and o.complete for o in results)
-    raise typer.Exit(EXIT_OK if ok else EXIT_SOME_FAILED)
-
-
-def _run(ingestor: Ingestor, work: Iterator[WorkItem], concurrency: int, record) -> None:  # noqa: ANN001
-    """A bounded pool: at most 2 x concurrency objects are read ahead, so memory stays flat."""
-    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="ingest") as pool:
-        pending: set[Future[list[Outcome]]] = set()
-        try:
-            for item in work:
-                if item.skip_reason:
-                    record(Outcome(item.store.uri(item.key), item.key, SKIPPED, reason=item.skip_reason))
-                    continue
-                pending.add(pool.submit(ingestor.process, item.store, item.key,
-                                        delete_source=item.delete_source, batch=item.batch))
-                if len(pending) >= concurrency * 2:
-                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                    for f in done:
-                        f.result()
-            for f in pending:
-                f.result()
-        except BaseException:
-            for f in pending:
-                f.cancel()
-            raise
+    raise typer.Exit(EXIT_OK if all_good(results) else EXIT_SOME_FAILED)
 
 
 def _render(summary: dict, results: list[Outcome], local: bool, ctx) -> None:  # noqa: ANN001
@@ -144,7 +128,5 @@ def _render(summary: dict, results: list[Outcome], local: bool, ctx) -> None:  #
         for o in results[:50]:
             info(f"would {o.outcome}: {o.source} -> {', '.join(o.destinations) or o.reason or ''}")
     if local and not summary["dry_run"]:
-        b = ctx.buckets()
-        root = ctx.local_root / "buckets"
-        info(f"served images: {root / b['serving'].value}; dead letters: {root / b['dead-letter'].value}; "
-             f"catalog: {ctx.local_root / 'catalog.sqlite'}")
+        info(f"served images: {ctx.bucket_dir(ctx.bucket('serving'))}; "
+             f"dead letters: {ctx.bucket_dir(ctx.bucket('dead-letter'))}; catalog: {ctx.catalog_path}")

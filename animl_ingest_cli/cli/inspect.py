@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from animl_ingest_cli.api_rules import TOO_LARGE
 from animl_ingest_cli.cli.common import JsonOpt, emit_json, info, out_console
 from animl_ingest_cli.files import iter_image_files
 from animl_ingest_cli.metadata import FileMetadata, read_metadata_file
@@ -61,8 +62,8 @@ def _read(path: Path) -> FileMetadata:
         size = path.stat().st_size
         if size > MAX_OBJECT_BYTES:  # never read into memory, as ingest would not read it either
             return FileMetadata(md={"ImageBytes": size}, problems=[
-                f"too large to read ({size} bytes, limit {MAX_OBJECT_BYTES}); animl-api refuses "
-                "images of 8 MB or more"], is_image=False)
+                f"too large to read ({size} bytes, limit {MAX_OBJECT_BYTES}); animl-api: {TOO_LARGE!r}"],
+                is_image=False)
         return read_metadata_file(path)
     except OSError as exc:  # unreadable file (permissions, vanished): a row, not a crash
         problem = f"cannot read the file: {exc.strerror or type(exc).__name__}"

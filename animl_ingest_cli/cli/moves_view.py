@@ -10,14 +10,20 @@ import typer
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from animl_ingest_cli.cli.common import emit_json, err_console, info, progress_enabled, warn
-from animl_ingest_cli.ops.moves import DEFAULT_CONCURRENCY, MoveInterrupted, MoveSummary, Outcome, SomeFailed
+from animl_ingest_cli.ops.moves import (
+    DEFAULT_CONCURRENCY,
+    MoveInterrupted,
+    MoveOutcome,
+    MoveSummary,
+    SomeFailed,
+)
 
 ConcurrencyOpt = Annotated[int, typer.Option(help="Copies under way at once.", min=1, max=256)]
 PrefixOpt = Annotated[str, typer.Option(help="Only keys starting with this.")]
 DEFAULT = DEFAULT_CONCURRENCY
 
 
-def run_moves_command(start: Callable[[Callable[[Outcome], None]], MoveSummary], *, title: str,
+def run_moves_command(start: Callable[[Callable[[MoveOutcome], None]], MoveSummary], *, title: str,
                       json_out: bool, dry_run: bool) -> None:
     """Run `start(on_outcome)` and show it. Failures exit 1, Ctrl-C 130 (after the summary)."""
     bar = progress_enabled() and not dry_run
@@ -26,7 +32,7 @@ def run_moves_command(start: Callable[[Callable[[Outcome], None]], MoveSummary],
                              console=err_console, transient=True) if bar else nullcontext()
     task = progress.add_task(title, total=None) if bar else None
 
-    def on_outcome(o: Outcome) -> None:
+    def on_outcome(o: MoveOutcome) -> None:
         if json_out:
             emit_json(o.to_dict())
         elif o.status == "planned":

@@ -19,14 +19,14 @@ from animl_ingest_cli.cli.common import (
 )
 from animl_ingest_cli.context import open_stage
 from animl_ingest_cli.errors import RefusedError
-from animl_ingest_cli.ops.moves import Outcome
+from animl_ingest_cli.ops.moves import MoveOutcome
 from animl_ingest_cli.ops.queues import Snapshot
 from animl_ingest_cli.runbook import runner
 from animl_ingest_cli.runbook.state import state_path
 from animl_ingest_cli.runbook.steps import STEPS, Options, plan_text
 
 app = typer.Typer(
-    help="The production deployment (CONTRACT.md section 5) as eight steps with saved state: the tool "
+    help="The production deployment as eight steps with saved state: the tool "
          "does what it can and verifies it, you confirm what only a person can do. See RUNBOOK.md.",
     no_args_is_help=True)
 
@@ -58,7 +58,7 @@ class CliOperator:
     def on_poll(self, snap: Snapshot, streak: int, stable: int) -> None:
         info(f"  poll: {snap.describe()}; idle {streak}/{stable}")
 
-    def on_outcome(self, outcome: Outcome) -> None:
+    def on_outcome(self, outcome: MoveOutcome) -> None:
         if outcome.status == "failed":
             warn(f"{outcome.key}: {outcome.detail}")
 

@@ -9,6 +9,7 @@ import typer
 from animl_ingest_cli.cli.common import DryRunOpt, JsonOpt, StageOpt, YesOpt, confirm_stage, info
 from animl_ingest_cli.cli.moves_view import DEFAULT, ConcurrencyOpt, PrefixOpt, run_moves_command
 from animl_ingest_cli.context import open_stage
+from animl_ingest_cli.ops.moves import connections_for
 from animl_ingest_cli.ops.unpark import unpark as unpark_objects
 
 HELP = ("Move every object in the parking lot back to the ingestion bucket under the same key "
@@ -29,7 +30,7 @@ def unpark(
     yes: YesOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
-    ctx = open_stage(stage)
+    ctx = open_stage(stage, connections=connections_for(concurrency))
     run_moves_command(lambda on_outcome: unpark_objects(
         ctx, prefix=prefix, concurrency=concurrency, max_delete=max_delete, dry_run=dry_run,
         force=force, on_outcome=on_outcome,

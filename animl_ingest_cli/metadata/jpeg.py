@@ -6,8 +6,9 @@ scan data still has a size, and nothing is ever decoded. Scanning stops at the f
 As exiftool 12.57 does (docs/metadata.md): every APP1 EXIF segment is a block of its own (the
 header is `Exif\0` in any case, after at most 4 bytes of garbage), except that an APP1 `Exif\0\0`
 segment right after another one and not starting with a TIFF header continues it (multi-segment
-EXIF); every standard XMP APP1 segment is a block too. A segment whose length runs past the end
-of the file is not read, and nothing after it either: exiftool reports only "JPEG format error".
+EXIF); every XMP APP1 segment is a block too (also after a non-standard header, as exiftool reads
+it). exiftool reads one segment ahead: a file cut off before its scan loses the segment it is cut
+in and the one before, and exiftool reports only "JPEG format error".
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ _JFIF_UNITS = {0: "None", 1: "inches", 2: "cm"}
 
 
 XMP_APP1_HEADER = b"http://ns.adobe.com/xap/1.0/\0"
+_XMP_EXTENSION_HEADER = b"http://ns.adobe.com/xmp/extension/\0"  # extended XMP: not read
 _EXIF_HEADER = re.compile(rb"(.{0,4})Exif\0", re.S | re.I)
 _TIFF_HEADERS = (b"MM\0*", b"II*\0")
 
@@ -179,6 +181,11 @@ def _read_app1(info: JpegInfo, seg: bytes, seg_start: int, was_exif: bool) -> bo
     if seg.startswith(XMP_APP1_HEADER):
         info.blocks.append(Block("xmp", seg[len(XMP_APP1_HEADER):], seg_start + len(XMP_APP1_HEADER),
                                  len(info.tags)))
+    elif not seg.startswith(_XMP_EXTENSION_HEADER) and (
+            seg.startswith((b"http", b"XMP\0")) or b"<exif:" in seg or b"<?xpacket" in seg):
+        start = max(seg.find(b"<"), 0)  # exiftool reads these too, with a warning
+        info.problems.append("non-standard header for an APP1 XMP segment")
+        info.blocks.append(Block("xmp", seg[start:], seg_start + start, len(info.tags)))
     return False
 
 

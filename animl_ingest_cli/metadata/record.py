@@ -1,5 +1,5 @@
 """The md record: every tag under exiftool's name, first non-empty value wins, plus the normalised
-fields animl-api reads (CONTRACT.md section 3, docs/metadata.md).
+fields animl-api reads (docs/animl.md, The record the ingest sends; docs/metadata.md).
 
 One pass over the bytes: the file type from the magic bytes, the JPEG markers (or PNG chunks) up
 to the scan data, the EXIF block with Pillow, the maker note. No pixel is decoded.
@@ -15,6 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from animl_ingest_cli import api_rules
 from animl_ingest_cli.metadata import makernotes, text
 from animl_ingest_cli.metadata.exif import ExifResult, Tag, read_exif
 from animl_ingest_cli.metadata.filetype import FileType, detect
@@ -25,7 +26,6 @@ from animl_ingest_cli.metadata.xmp import read_xmp
 
 UNKNOWN = "unknown"
 MAX_MD_TEXT = 262_144       # total characters of tag values kept in one record
-API_SIZE_LIMIT = 8_000_000  # animl-api refuses images of this many bytes or more
 
 # The Node ingest parsed DateTimeOriginal with strptime('%Y:%m:%d %H:%M:%S'): other separators
 # (`2010/10/10`, `2010-10-10`, a `T`) were no date to it. What follows the seconds (sub-seconds,
@@ -200,8 +200,8 @@ class _Reader:
         md["Hash"] = hashlib.md5(self.data).hexdigest()
         md["ImageBytes"] = len(self.data)
         md["errors"] = list(self.errors)
-        if len(self.data) >= API_SIZE_LIMIT:
-            self.notes.append(f"{len(self.data)} bytes (animl-api: 'Image Size Exceed 8 MB')")
+        if len(self.data) >= api_rules.MAX_IMAGE_BYTES:
+            self.notes.append(f"{len(self.data)} bytes (animl-api: {api_rules.TOO_LARGE!r})")
 
     def _serial(self, md: dict[str, Any]) -> None:
         serial = md.get("SerialNumber")
@@ -211,7 +211,7 @@ class _Reader:
         if serial is not None:
             self.notes.append(f"SerialNumber {serial!r} is blank: sent as 'unknown'")
         md["SerialNumber"] = UNKNOWN
-        self.notes.append("no SerialNumber (animl-api: 'Unknown Serial Number')")
+        self.notes.append(f"no SerialNumber (animl-api: {api_rules.UNKNOWN_SERIAL!r})")
         hints = makernotes.serial_hints(self.exif.maker_note, self.comment, self.exif.user_comment)
         for hint in hints:
             self.notes.append(f"serial {hint.serial!r} found in {hint.source}; exiftool reports none")
@@ -225,7 +225,7 @@ class _Reader:
         if iso:
             md["DateTimeOriginal"] = iso
         elif raw is None:
-            self.notes.append("no DateTimeOriginal (animl-api: 'Unknown DateTimeOriginal')")
+            self.notes.append(f"no DateTimeOriginal (animl-api: {api_rules.UNKNOWN_DATE!r})")
         else:
             self.notes.append(f"DateTimeOriginal {raw!r} is not a date: left out")
 

@@ -126,12 +126,11 @@ def binary(value: Any) -> str:
 
 
 def undefined(value: Any) -> str:
-    """An undefined-type value with no known meaning: text when it is short printable ASCII,
-    otherwise exiftool's binary placeholder (md never carries raw bytes)."""
-    raw = _raw(value)
-    if len(raw) <= 64 and all(0x20 <= b < 0x7F for b in raw.rstrip(b"\0")):
-        return text.printable(raw.rstrip(b"\0"))
-    return text.binary_placeholder(len(raw))
+    """A value stored as UNDEFINED in a tag exiftool does not mark binary: exiftool reads it as a
+    string and prints it as text (NULs removed, invalid UTF-8 bytes as '?', control characters
+    kept), whatever its length: measured on SerialNumber and ImageUniqueID (docs/metadata.md).
+    Tags exiftool marks binary use `binary` (the placeholder), so md never carries raw bytes."""
+    return text.printable(_raw(value))
 
 
 def user_comment(value: Any, big_endian: bool = False) -> str:

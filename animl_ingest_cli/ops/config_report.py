@@ -9,9 +9,8 @@ from typing import Any
 
 from animl_ingest_cli import aws
 from animl_ingest_cli.audit import audit_path
-from animl_ingest_cli.config import REGION, local_dir, state_dir
+from animl_ingest_cli.config import REGION, local_dir, maintenance_flag, state_dir
 from animl_ingest_cli.context import StageContext
-from animl_ingest_cli.ops.maintenance import parse_flag
 
 
 @dataclass
@@ -45,7 +44,7 @@ def resolve(ctx: StageContext, given_stage: str | None = None) -> list[Setting]:
         out.append(_from_env("local-dir", ("ANIML_LOCAL_DIR",), str(ctx.local_root or local_dir())))
     else:
         session = aws.session()
-        out.append(_from_env("region", ("AWS_REGION", "AWS_DEFAULT_REGION"), session.region_name or REGION))
+        out.append(_from_env("region", aws.REGION_ENV, session.region_name or REGION))
         out.append(_from_env("endpoint", ("AWS_ENDPOINT_URL",), os.environ.get("AWS_ENDPOINT_URL"),
                              "AWS itself"))
         profile = session.profile_name
@@ -55,14 +54,14 @@ def resolve(ctx: StageContext, given_stage: str | None = None) -> list[Setting]:
     for kind, r in ctx.buckets().items():
         value = ctx.store(kind).uri() if ctx.is_local else r.value  # local: the folder
         out.append(Setting(f"{kind}-bucket", value, param_source if r.source == "ssm" else r.source,
-                           names.bucket_param(kind)))
+                           r.where))
 
     labels = {label: name for label, name in names.ssm_names().items() if not label.endswith("-bucket")}
     found = ctx.params.get_many(list(labels.values()))
     for label, name in labels.items():
         p = found.get(name)
         if label == "maintenance-mode":
-            value = ("on" if parse_flag(p.value) else "off") if p else "off (parameter missing)"
+            value = ("on" if maintenance_flag(p.value) else "off") if p else "off (parameter missing)"
             out.append(Setting(label, value, param_source if p else "default", name))
         elif p:
             out.append(Setting(label, p.value, param_source, name))
@@ -80,11 +79,8 @@ def resolve(ctx: StageContext, given_stage: str | None = None) -> list[Setting]:
 
 
 def _api_key(ctx: StageContext) -> Setting:
-    """Where the API key would come from; its value is never shown."""
-    for var in ("API_KEY", "ANIML_API_KEY"):
-        if os.environ.get(var):
-            return Setting("api-key", "(set, not shown)", "env", var)
-    if ctx.is_local:
-        return Setting("api-key", "(none needed by the embedded local catalog)", "default")
-    return Setting("api-key", "(read when needed, not shown)", "secret",
-                   f"Secrets Manager {ctx.names.api_secret}, field apikey")
+    """Where the API key would come from (as the context resolves it); its value is never shown."""
+    r = ctx.api_key_source()
+    shown = {"env": "(set, not shown)", "default": "(none needed by the embedded local catalog)",
+             "secret": "(read when needed, not shown)"}[r.source]
+    return Setting("api-key", shown, r.source, r.where)

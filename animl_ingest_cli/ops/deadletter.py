@@ -18,15 +18,15 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from animl_ingest_cli import keys
 from animl_ingest_cli.context import StageContext
 from animl_ingest_cli.errors import InputError
-from animl_ingest_cli.limits import decode_meta
 from animl_ingest_cli.ops.moves import (
     DEFAULT_CONCURRENCY,
     STAGING_PREFIX,
     Move,
+    MoveOutcome,
     MoveSummary,
-    Outcome,
     run_moves,
 )
 from animl_ingest_cli.stores import Store
@@ -78,14 +78,12 @@ def warnings_for(error: str) -> list[str]:
 def original_location(dl_key: str, metadata: dict[str, str], ingestion_bucket: str) -> tuple[str, str]:
     """Where a dead-lettered object came from: its metadata, else (Node era) the ingestion bucket's
     root under its file name."""
-    md = {k.lower(): v for k, v in metadata.items()}
-    bucket = decode_meta(md["original-bucket"]) if md.get("original-bucket") else ingestion_bucket
-    key = decode_meta(md["original-key"]) if md.get("original-key") else dl_key.rsplit("/", 1)[-1]
-    return bucket, key
+    bucket, key = keys.origin(metadata)
+    return bucket or ingestion_bucket, key or dl_key.rsplit("/", 1)[-1]
 
 
 def redrive(ctx: StageContext, error: str, *, prefix: str = "", concurrency: int = DEFAULT_CONCURRENCY,
-            dry_run: bool = False, on_outcome: Callable[[Outcome], None] | None = None,
+            dry_run: bool = False, on_outcome: Callable[[MoveOutcome], None] | None = None,
             confirm: Callable[[str], None] | None = None) -> MoveSummary:
     """Send every object of one error folder (optionally only keys under `prefix` inside it) back to
     its original bucket and key, verified, then delete it from the dead-letter bucket.

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from animl_ingest_cli import audit
-from animl_ingest_cli.config import MAINTENANCE_CACHE_SECONDS
+from animl_ingest_cli.config import MAINTENANCE_CACHE_SECONDS, maintenance_flag
 from animl_ingest_cli.context import StageContext
 from animl_ingest_cli.errors import InputError, RefusedError
 
@@ -36,12 +36,6 @@ def wait_seconds() -> float:
     if not value >= 0:
         raise InputError(f"{WAIT_ENV} must be a number of seconds >= 0, not {raw!r}")
     return value
-
-
-def parse_flag(value: str | None) -> bool:
-    """The function's rule: the String `true` (any case, spaces ignored) is on; anything else, or a
-    missing parameter, is off."""
-    return value is not None and value.strip().lower() == "true"
 
 
 @dataclass
@@ -79,7 +73,7 @@ class MaintenanceChange:
 def read_state(ctx: StageContext) -> MaintenanceState:
     name = ctx.names.maintenance_param
     p = ctx.params.get(name)
-    return MaintenanceState(ctx.stage, parse_flag(p.value if p else None),
+    return MaintenanceState(ctx.stage, maintenance_flag(p.value if p else None),
                             p.last_modified if p else None, name, p.value if p else None)
 
 

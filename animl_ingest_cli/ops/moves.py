@@ -26,9 +26,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 import re
-import tempfile
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -49,21 +47,24 @@ from animl_ingest_cli.errors import (
     RefusedError,
     StoreError,
 )
+from animl_ingest_cli.files import LockFile, atomic_write
 from animl_ingest_cli.ops.exactcopy import copy_exact
 from animl_ingest_cli.stores import DELETE_BATCH, ObjectInfo, Store
-
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - Windows: runs are not locked against each other
-    fcntl = None  # type: ignore[assignment]
 
 T = TypeVar("T")
 STAGING_PREFIX = ".animl-moving/"
 CHUNK = DELETE_BATCH  # objects in flight at once: one DeleteObjects call of sources per chunk
 DEFAULT_CONCURRENCY = 32
+SPARE_CONNECTIONS = 8  # the listing, the DeleteObjects calls and SSM beside the copies
 PLANS = {"copy": "copy, verify, delete from the source",
          "present": "delete from the source only (the destination already holds it)",
          "journaled": "delete from the source only (copied by an earlier run)"}
+
+
+def connections_for(concurrency: int) -> int:
+    """HTTP connections the S3 client should keep for a move `concurrency` copies wide: one a copy
+    (each worker has one request under way), plus the main thread's (open_stage(connections=))."""
+    return concurrency + SPARE_CONNECTIONS
 
 
 class SomeFailed(AnimlError):
@@ -101,7 +102,7 @@ class Move:
 
 
 @dataclass
-class Outcome:
+class MoveOutcome:
     key: str
     to: str
     status: str  # moved | already | failed | planned
@@ -169,7 +170,7 @@ class Journal:
         self._pending: dict[str, str] = {}
         self._lock = threading.Lock()
         self._fh: IO[str] | None = None
-        self._lockfile: IO[str] | None = None
+        self._lockfile: LockFile | None = None
 
     @classmethod
     def for_source(cls, stage: str, src: Store, read_only: bool = False) -> Journal:
@@ -180,16 +181,13 @@ class Journal:
 
     def __enter__(self) -> Journal:
         if not self.read_only:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._lockfile = self.path.with_suffix(".lock").open("a")
-            if fcntl is not None:
-                try:
-                    fcntl.flock(self._lockfile, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except OSError:
-                    self._lockfile.close()
-                    self._lockfile = None
-                    raise RefusedError(f"another move from the same bucket is running "
-                                       f"(lock {self.path.with_suffix('.lock')})") from None
+            lock = self.path.with_suffix(".lock")
+            self._lockfile = LockFile(lock, f"another move from the same bucket is running (lock {lock})")
+            try:
+                self._lockfile.acquire()
+            except RefusedError:
+                self._lockfile = None
+                raise
         try:
             with self.path.open(encoding="utf-8") as fh:
                 for line in fh:
@@ -227,15 +225,13 @@ class Journal:
             with self._lock:
                 pending = dict(self._pending)
             if pending:
-                fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".journal-")
-                with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                    for key, etag in pending.items():
-                        fh.write(json.dumps({"key": key, "etag": etag}, ensure_ascii=False) + "\n")
-                os.replace(tmp, self.path)
+                atomic_write(self.path, "".join(
+                    json.dumps({"key": key, "etag": etag}, ensure_ascii=False) + "\n"
+                    for key, etag in pending.items()), prefix=".journal-")
             else:
                 self.path.unlink(missing_ok=True)
         if self._lockfile is not None:
-            self._lockfile.close()  # releases the lock
+            self._lockfile.release()
             self._lockfile = None
 
 
@@ -245,7 +241,7 @@ class Mover:
     def __init__(self, src: Store, journal: Journal, *, concurrency: int = DEFAULT_CONCURRENCY,
                  stage_first: bool = False, dry_run: bool = False,
                  prepare: Callable[[Move], Move | None] | None = None,
-                 on_outcome: Callable[[Outcome], None] | None = None) -> None:
+                 on_outcome: Callable[[MoveOutcome], None] | None = None) -> None:
         if concurrency < 1:
             raise InputError("--concurrency must be at least 1")
         self.src = src
@@ -371,7 +367,12 @@ class Mover:
             for f in futures:
                 f.cancel()
         # in the listing's order, so that a dry run reads like the listing; cancelled ones stay put
-        return [(m, _result(f)) for m, f in zip(moves, futures, strict=True) if not f.cancelled()]
+        out: list[tuple[Move, T | AnimlError]] = []
+        for m, f in zip(moves, futures, strict=True):
+            if not f.cancelled():
+                result = _result(f)  # inferred from `f` alone (a union context would mislead mypy)
+                out.append((m, result))
+        return out
 
     # --- per object (worker threads) ---------------------------------------------------------------
     def _stage(self, m: Move) -> str:
@@ -440,7 +441,7 @@ class Mover:
             s.planned += 1
         if self.on_outcome:
             to = m.dst.uri(m.dst_key) if m.dst is not None else ""
-            self.on_outcome(Outcome(m.key, to, status, detail, m.size))
+            self.on_outcome(MoveOutcome(m.key, to, status, detail, m.size))
 
 
 def _result(f: Future[T]) -> T | AnimlError:
@@ -455,7 +456,7 @@ def _result(f: Future[T]) -> T | AnimlError:
 def run_moves(ctx: StageContext, command: str, src: Store, moves: Iterable[Move], *,
               stage_first: bool = False, concurrency: int = DEFAULT_CONCURRENCY, dry_run: bool = False,
               limit: int | None = None, prepare: Callable[[Move], Move | None] | None = None,
-              on_outcome: Callable[[Outcome], None] | None = None,
+              on_outcome: Callable[[MoveOutcome], None] | None = None,
               details: dict[str, Any] | None = None) -> MoveSummary:
     """A whole move run: journal and lock, S3 request counts, and the audit log (an entry when it
     starts, so that a killed run is visible too, and one with the counts when it ends)."""

@@ -1,5 +1,8 @@
 """Animl's SQS queues, AWS Batch jobs and batch stacks of a stage: counts, and waiting until all are idle.
 
+What counts as a bulk upload still running (jobs, stacks) is ops.batches' rule; this module adds the
+stage's shared queues and the waiting.
+
 SQS counts are approximate, so a queue counts as drained only after `stable` consecutive polls at
 zero. Dead-letter queues never drain by themselves: they are reported, never waited on. A zip still
 being unzipped shows up as a Batch job or a batch stack before its queue has messages, so those are
@@ -15,40 +18,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from animl_ingest_cli.aws import pages, translated
+from animl_ingest_cli.batchjob.inflight import COUNT_ATTRIBUTES, MISSING_QUEUE_CODES, QueueInfo, counts_of
 from animl_ingest_cli.context import StageContext
-from animl_ingest_cli.errors import AccessDenied, InputError, StoreError
+from animl_ingest_cli.errors import InputError, StoreError
+from animl_ingest_cli.ops.batches import (
+    Visibility,
+    active_jobs,
+    busy_descriptions,
+    job_queue,
+    live_batch_stacks,
+)
 
-COUNT_ATTRIBUTES = {"ApproximateNumberOfMessages": "visible",
-                    "ApproximateNumberOfMessagesNotVisible": "in_flight",
-                    "ApproximateNumberOfMessagesDelayed": "delayed"}
-ACTIVE_JOB_STATUSES = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING")
-# Every CloudFormation stack status but DELETE_COMPLETE: a stack in any of them still exists.
-LIVE_STACK_STATUSES = (
-    "CREATE_IN_PROGRESS", "CREATE_FAILED", "CREATE_COMPLETE", "ROLLBACK_IN_PROGRESS",
-    "ROLLBACK_FAILED", "ROLLBACK_COMPLETE", "DELETE_IN_PROGRESS", "DELETE_FAILED",
-    "UPDATE_IN_PROGRESS", "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS", "UPDATE_COMPLETE",
-    "UPDATE_FAILED", "UPDATE_ROLLBACK_IN_PROGRESS", "UPDATE_ROLLBACK_FAILED",
-    "UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS", "UPDATE_ROLLBACK_COMPLETE",
-    "REVIEW_IN_PROGRESS", "IMPORT_IN_PROGRESS", "IMPORT_COMPLETE", "IMPORT_ROLLBACK_IN_PROGRESS",
-    "IMPORT_ROLLBACK_FAILED", "IMPORT_ROLLBACK_COMPLETE")
-
-
-@dataclass
-class QueueInfo:
-    name: str
-    url: str
-    visible: int
-    in_flight: int
-    delayed: int
-    dlq: bool
-
-    @property
-    def messages(self) -> int:
-        return self.visible + self.in_flight + self.delayed
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "url": self.url, "visible": self.visible,
-                "in_flight": self.in_flight, "delayed": self.delayed, "dlq": self.dlq}
+__all__ = ["QueueInfo", "Snapshot", "Visibility", "drain", "list_queues", "snapshot"]
 
 
 def list_queues(ctx: StageContext) -> list[QueueInfo]:
@@ -68,16 +49,15 @@ def list_queues(ctx: StageContext) -> list[QueueInfo]:
                 attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=[
                     *COUNT_ATTRIBUTES, "QueueArn", "RedrivePolicy"])["Attributes"]
         except StoreError as exc:
-            if exc.code in ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"):
+            if exc.code in MISSING_QUEUE_CODES:
                 continue  # a batch queue deleted with its stack since the listing
             raise
         found.append((url.rstrip("/").rsplit("/", 1)[-1], url, attrs))
     targets = {_dead_letter_target(attrs) for _, _, attrs in found}
     out = []
     for name, url, attrs in sorted(found):
-        counts = {field_: int(attrs.get(attr, 0)) for attr, field_ in COUNT_ATTRIBUTES.items()}
         dlq = attrs.get("QueueArn") in targets or "dlq" in name.lower()
-        out.append(QueueInfo(name, url, dlq=dlq, **counts))
+        out.append(QueueInfo(name, url, dlq=dlq, arn=attrs.get("QueueArn"), **counts_of(attrs)))
     return out
 
 
@@ -86,51 +66,6 @@ def _dead_letter_target(attrs: dict[str, str]) -> str | None:
         return json.loads(attrs.get("RedrivePolicy") or "{}").get("deadLetterTargetArn")
     except (ValueError, AttributeError):
         return None
-
-
-@dataclass
-class Visibility:
-    """What a poll saw of one kind of work, or why it could not see it."""
-
-    items: dict[str, Any] | None  # job status -> count, or stack name -> status; None: not visible
-    note: str | None = None
-
-
-def active_jobs(ctx: StageContext, job_queue: str | None) -> Visibility:
-    """Batch jobs not yet finished in the stage's job queue (`/images/batch-queue-<stage>`)."""
-    if ctx.is_local:
-        return Visibility(None, "the local stage has no Batch jobs")
-    if not job_queue:
-        return Visibility(None, f"no parameter {ctx.names.batch_queue_param}")
-    batch = ctx.client("batch")
-    counts: dict[str, Any] = {}
-    try:
-        for status in ACTIVE_JOB_STATUSES:
-            n = sum(len(p.get("jobSummaryList", [])) for p in pages(
-                "Batch ListJobs", batch.get_paginator("list_jobs"), jobQueue=job_queue, jobStatus=status))
-            if n:
-                counts[status] = n
-    except AccessDenied as exc:
-        return Visibility(None, f"Batch jobs not visible: {exc.code}")
-    return Visibility(counts)
-
-
-def live_batch_stacks(ctx: StageContext) -> Visibility:
-    """`animl-ingest-<stage>-batch-*` stacks that still exist (one per bulk upload in progress)."""
-    if ctx.is_local:
-        return Visibility(None, "the local stage has no stacks")
-    prefix = ctx.names.batch_stack_prefix
-    stacks: dict[str, Any] = {}
-    try:
-        cfn = ctx.client("cloudformation")
-        for page in pages("CloudFormation ListStacks", cfn.get_paginator("list_stacks"),
-                          StackStatusFilter=list(LIVE_STACK_STATUSES)):
-            for s in page.get("StackSummaries", []):
-                if s["StackName"].startswith(prefix):
-                    stacks[s["StackName"]] = s["StackStatus"]
-    except AccessDenied as exc:
-        return Visibility(None, f"stacks not visible: {exc.code}")
-    return Visibility(stacks)
 
 
 @dataclass
@@ -152,8 +87,7 @@ class Snapshot:
 
     @property
     def idle(self) -> bool:
-        return (not self.busy_queues and not sum((self.jobs.items or {}).values())
-                and not self.stacks.items)
+        return not self.busy_queues and not busy_descriptions(self.jobs, self.stacks)
 
     def describe(self) -> str:
         """One line: the busy queues with visible/in-flight/delayed counts, jobs and stacks."""
@@ -170,8 +104,9 @@ class Snapshot:
                 "stacks_note": self.stacks.note}
 
 
-def snapshot(ctx: StageContext, job_queue: str | None) -> Snapshot:
-    return Snapshot(list_queues(ctx), active_jobs(ctx, job_queue), live_batch_stacks(ctx))
+def snapshot(ctx: StageContext, queue: str | None) -> Snapshot:
+    """One poll; `queue` is the stage's AWS Batch job queue (ops.batches.job_queue)."""
+    return Snapshot(list_queues(ctx), active_jobs(ctx, queue), live_batch_stacks(ctx))
 
 
 @dataclass
@@ -197,13 +132,10 @@ def drain(ctx: StageContext, *, timeout: float = 3600, interval: float = 60, sta
     if timeout < 0 or interval < 0 or stable < 1:
         raise InputError("drain needs --timeout >= 0, --interval >= 0 and --stable >= 1")
     start = clock()
-    job_queue = None
-    if not ctx.is_local:
-        p = ctx.params.get(ctx.names.batch_queue_param)
-        job_queue = p.value if p else None
+    queue = job_queue(ctx)
     polls = streak = 0
     while True:
-        snap = snapshot(ctx, job_queue)
+        snap = snapshot(ctx, queue)
         polls += 1
         streak = streak + 1 if snap.idle else 0
         if on_poll:

@@ -17,8 +17,8 @@ from animl_ingest_cli.ops.moves import (
     DEFAULT_CONCURRENCY,
     STAGING_PREFIX,
     Move,
+    MoveOutcome,
     MoveSummary,
-    Outcome,
     run_moves,
 )
 from animl_ingest_cli.stores import Store
@@ -42,7 +42,7 @@ def unpark_moves(src: Store, dst: Store, prefix: str = "") -> Iterator[Move]:
 
 def unpark(ctx: StageContext, *, prefix: str = "", concurrency: int = DEFAULT_CONCURRENCY,
            max_delete: int | None = None, dry_run: bool = False, force: bool = False,
-           on_outcome: Callable[[Outcome], None] | None = None,
+           on_outcome: Callable[[MoveOutcome], None] | None = None,
            on_wait: Callable[[float], None] | None = None,
            confirm: Callable[[str], None] | None = None,
            sleep: Callable[[float], None] = time.sleep) -> MoveSummary:

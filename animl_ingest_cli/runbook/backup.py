@@ -1,9 +1,9 @@
 """The database backup of step 5: animl-api's own export script, run in an animl-api checkout.
 
 `npm run export-db-<stage>` writes one JSON file per collection to `backups/animl-<stage>/<UTC
-time>/` (CONTRACT.md section 5). Its exit code is not enough: it does not wait on the export of
-each collection, so one that fails (`mongoexport` missing, say) leaves it at 0. The backup counts
-only when a folder appeared, or was written anew, holding at least one `.json` file.
+time>/` (docs/animl.md, The production deployment). Its exit code is not enough: it does not wait
+on the export of each collection, so one that fails (`mongoexport` missing, say) leaves it at 0. The
+backup counts only when a folder appeared, or was written anew, holding at least one `.json` file.
 """
 
 from __future__ import annotations

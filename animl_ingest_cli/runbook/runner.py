@@ -18,8 +18,9 @@ from animl_ingest_cli import audit
 from animl_ingest_cli.context import StageContext
 from animl_ingest_cli.errors import AnimlError, InputError, RefusedError, StoreError, WaitTimeout
 from animl_ingest_cli.ops import cloudfront, maintenance
-from animl_ingest_cli.ops.moves import Outcome
-from animl_ingest_cli.ops.queues import Snapshot, active_jobs, drain, live_batch_stacks
+from animl_ingest_cli.ops.batches import active_jobs, busy_descriptions, job_queue, live_batch_stacks
+from animl_ingest_cli.ops.moves import MoveOutcome
+from animl_ingest_cli.ops.queues import Snapshot, drain
 from animl_ingest_cli.ops.unpark import unpark
 from animl_ingest_cli.runbook import backup
 from animl_ingest_cli.runbook import state as saved
@@ -56,7 +57,7 @@ class Operator(Protocol):
     def on_poll(self, snap: Snapshot, streak: int, stable: int) -> None:
         """Each poll while the queues drain."""
 
-    def on_outcome(self, outcome: Outcome) -> None:
+    def on_outcome(self, outcome: MoveOutcome) -> None:
         """Each object unpark moved (or failed to)."""
 
 
@@ -276,14 +277,13 @@ class Runbook:
     def _check_bulk_uploads(self, part: Part) -> _Done:
         if self.ctx.is_local:
             return _Done("the local stage has no Batch jobs or batch stacks")
-        p = self.ctx.params.get(self.ctx.names.batch_queue_param)
-        jobs = active_jobs(self.ctx, p.value if p else None)
+        jobs = active_jobs(self.ctx, job_queue(self.ctx))
         stacks = live_batch_stacks(self.ctx)
-        busy = [f"{n} Batch job(s) {status}" for status, n in (jobs.items or {}).items() if n]
-        busy += [f"stack {name} ({status})" for name, status in (stacks.items or {}).items()]
+        busy = busy_descriptions(jobs, stacks)
         if busy:
             raise RefusedError(f"a bulk upload is under way: {', '.join(busy)}. Wait until it has "
-                               f"finished (its stack is deleted then); a stack that stays is a stuck "
+                               f"finished (its stack is deleted then; `animl-ingest batches list "
+                               f"--stage {self.ctx.stage}` shows each); a stack that stays is a stuck "
                                f"batch (RUNBOOK.md)")
         unseen = [v.note or "" for v in (jobs, stacks) if v.items is None]
         data = {"jobs": jobs.items, "stacks": stacks.items}

@@ -12,19 +12,14 @@ import datetime as dt
 import json
 import os
 import secrets
-import tempfile
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from animl_ingest_cli.config import state_dir
-from animl_ingest_cli.errors import InputError, RefusedError
-
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - Windows: runs are not locked against each other
-    fcntl = None  # type: ignore[assignment]
+from animl_ingest_cli.errors import InputError
+from animl_ingest_cli.files import LockFile, atomic_write
 
 VERSION = 1
 PENDING, DONE, FAILED, SKIPPED = "pending", "done", "failed", "skipped"
@@ -105,18 +100,8 @@ class RunState:
 def save(state: RunState) -> Path:
     """Write the state atomically: the file is always either the old state or the new one."""
     path = state_path(state.stage)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{state.stage}-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(state.to_dict(), fh, indent=1, ensure_ascii=False)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, json.dumps(state.to_dict(), indent=1, ensure_ascii=False) + "\n",
+                 prefix=f".{state.stage}-", fsync=True)
     return path
 
 
@@ -153,22 +138,11 @@ class StageLock:
     def __init__(self, stage: str) -> None:
         self.stage = stage
         self.path = runbook_dir() / f"{stage}.lock"
-        self._fh: IO[str] | None = None
+        self._lock = LockFile(self.path, f"another runbook run for {stage} is under way (lock {self.path})")
 
     def __enter__(self) -> StageLock:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fh = self.path.open("a")
-        if fcntl is not None:
-            try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                fh.close()
-                raise RefusedError(f"another runbook run for {self.stage} is under way "
-                                   f"(lock {self.path})") from None
-        self._fh = fh
+        self._lock.acquire()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
+        self._lock.release()

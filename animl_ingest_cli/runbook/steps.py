@@ -1,4 +1,4 @@
-"""The eight steps of the production deployment (CONTRACT.md section 5), as data.
+"""The eight steps of the production deployment (docs/animl.md, The production deployment), as data.
 
 Each step says what it does, how to check it and how to back it out; each of its parts is done by
 the tool or by a person, with the command that does it. The same text feeds `--dry-run`, the
@@ -49,7 +49,8 @@ class Options:
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in saved.items() if k in known}
         values.update({k: v for k, v in given.items() if k in known and v is not None})
-        return cls(**{k: (v or None) if isinstance(v, str) else v for k, v in values.items()})
+        cleaned: dict[str, Any] = {k: (v or None) if isinstance(v, str) else v for k, v in values.items()}
+        return cls(**cleaned)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

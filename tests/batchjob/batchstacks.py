@@ -1,6 +1,6 @@
 """Per-batch stacks in moto for the teardown and `batches` tests.
 
-The stack has the queue and its DLQ (redrive after 5 receives) as CONTRACT.md section 7 says. moto's
+The stack has the queue and its DLQ (redrive after 5 receives) as docs/bulk-upload.md says. moto's
 CloudFormation skips `AWS::CloudWatch::Alarm`, so the alarm is made beside the stack with
 PutMetricAlarm and put in the state a test wants with SetAlarmState (moto never evaluates alarms).
 """
@@ -88,3 +88,32 @@ SCHEDULE_EVENT = {"version": "0", "id": "53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa",
                   "time": "2026-12-02T15:00:00Z",
                   "region": REGION, "resources": [f"arn:aws:events:{REGION}:123456789012:rule/x"],
                   "detail": {}}
+
+
+def make_job_queue(stage: str = STAGE) -> str:
+    """The stage's AWS Batch job queue, named by `/images/batch-queue-<stage>`; its ARN."""
+    from tests.ops.helpers import make_job_queue as make
+
+    return make(stage)
+
+
+def submit_zip_job(queue: str, batch: str, status: str = "RUNNING") -> str:
+    """A `process-batch` job as the ingest function submits it (TASK env), left in `status`.
+
+    moto's Batch without Docker finishes a job as soon as it is submitted; a job still running is
+    what a bulk upload being unzipped looks like, so the test sets the status moto holds."""
+    from moto.batch import batch_backends
+    from moto.batch.models import JobStatus
+    from moto.core import DEFAULT_ACCOUNT_ID
+
+    client = boto3.client("batch", region_name=REGION)
+    job_def = client.register_job_definition(
+        jobDefinitionName="animl-ingest-dev-batch-job", type="container",
+        containerProperties={"image": "animl-ingest", "vcpus": 1, "memory": 5120})["jobDefinitionArn"]
+    task = {"Bucket": f"animl-images-ingestion-{STAGE}", "Key": f"{batch}.zip", "errors": [],
+            "FileName": f"{batch}.zip", "batchId": batch}
+    job_id = str(client.submit_job(jobName="process-batch", jobQueue=queue, jobDefinition=job_def,
+                                   containerOverrides={"environment": [
+                                       {"name": "TASK", "value": json.dumps(task)}]})["jobId"])
+    batch_backends[DEFAULT_ACCOUNT_ID][REGION]._jobs[job_id].status = JobStatus[status]
+    return job_id

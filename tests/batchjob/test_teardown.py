@@ -224,3 +224,24 @@ def test_a_failure_in_the_sweep_is_reported_and_the_others_go_on(stage: Any,
     with pytest.raises(teardown.TeardownFailed, match="2 batch stack"):
         teardown.handler(SCHEDULE_EVENT)
     assert sorted(e["batch"] for e in batch_errors(stage)) == sorted([first, second])
+
+
+def test_a_delivery_during_the_deletion_only_records_processing_end(stage: Any) -> None:
+    """moto deletes a stack at once; CloudFormation takes minutes. A delivery that arrives meanwhile
+    (the alarm's, after stopBatch's) must not delete again, and records processingEnd (so a retry
+    after an API failure still does)."""
+    from moto.cloudformation.models import cloudformation_backends
+    from moto.core import DEFAULT_ACCOUNT_ID
+
+    batch = new_batch()
+    make_batch_stack(batch, alarm="ALARM")
+    backend = cloudformation_backends[DEFAULT_ACCOUNT_ID][REGION]
+    [stack] = [s for s in backend.stacks.values() if s.name == NAMES.batch_stack(batch)]
+    stack.status = "DELETE_IN_PROGRESS"
+    deletes: list[Any] = []
+    teardown._context().client("cloudformation").meta.events.register(
+        "before-call.cloudformation.DeleteStack", lambda **kw: deletes.append(kw))
+    result = teardown.handler(alarm_event(NAMES.batch_alarm(batch)))
+    assert result["results"][0]["action"] == teardown.DELETING
+    assert not deletes
+    assert [u["_id"] for u in updates(stage)] == [batch]

@@ -11,7 +11,8 @@ import typer.main
 
 from animl_ingest_cli.cli import app
 
-FAMILIES = ["ingest", "inspect", "maintenance", "queues", "unpark", "deadletter", "runbook", "config"]
+FAMILIES = ["ingest", "inspect", "maintenance", "queues", "batches", "unpark", "deadletter", "runbook",
+            "config"]
 
 
 def run(*args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:

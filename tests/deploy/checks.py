@@ -1,7 +1,7 @@
 """What each principal may touch (the spec), and the checks of the policies against the code.
 
 Two principals: the function's role (template) and the operator (deploy/operator-policy.json). For
-each, the actions come from the code (awscalls); the resources from CONTRACT.md through config.Names:
+each, the actions come from the code (awscalls); the resources from docs/animl.md through config.Names:
 which buckets the function reads, writes and deletes in, which parameters it reads, and so on.
 Each check returns a list of problems, one line each, so a failing test says everything at once.
 """
@@ -17,8 +17,10 @@ from tests.deploy import awscalls
 from tests.deploy.policy import (
     ACCOUNT,
     DISTRIBUTION,
+    JOB_ROLE,
     REGION,
     REPO,
+    TEARDOWN_FUNCTION,
     Policy,
     load_template,
     operator_policy,
@@ -95,7 +97,7 @@ def parameter_arn(name: str) -> str:
 
 @dataclass
 class Scope:
-    """One principal: its policy, the code it runs, and what CONTRACT.md lets it touch."""
+    """One principal: its policy, the code it runs, and what docs/animl.md lets it touch."""
 
     name: str
     policy: Callable[[str], Policy]
@@ -105,19 +107,39 @@ class Scope:
     params_write: Callable[[Names], list[str]]
     granted_without_call: dict[str, str] = field(default_factory=dict)  # action -> why
     excluded_calls: dict[tuple[str, str], str] = field(default_factory=dict)  # (module, function) -> why
+    # modules whose calls another principal makes (module -> is it excluded), and why
+    excluded_modules: tuple[Callable[[str], bool], str] | None = None
+    queues: Callable[[str], list[str]] | None = None  # the SQS queues it works on; None: all of the stage's
+
+    def available(self, root: Path = REPO) -> bool:
+        """Whether the code this principal runs is in the package (the job lands in its own time)."""
+        if self.start_module is None:
+            return True
+        rel = Path(*self.start_module.split("."))
+        return (root / rel.with_suffix(".py")).exists() or (root / rel / "__init__.py").exists()
 
     def derived(self, root: Path = REPO) -> dict[str, list[awscalls.Call]]:
         """Action -> calls, from the code this principal runs, minus the documented exclusions."""
         actions = awscalls.actions_for(root, self.start_module)
+        skip = self.excluded_modules[0] if self.excluded_modules else (lambda module: False)
         out = {}
         for action, calls in actions.items():
-            kept = [c for c in calls if (c.module, c.function) not in self.excluded_calls]
+            kept = [c for c in calls if (c.module, c.function) not in self.excluded_calls
+                    and not skip(c.module)]
             if kept:
                 out[action] = kept
         return out
 
 
 ALL_KINDS = frozenset(BUCKET_KINDS)
+
+BATCHJOB = "animl_ingest_cli.batchjob"
+TEARDOWN_MODULES = (f"{BATCHJOB}.teardown", f"{BATCHJOB}.inflight")
+
+
+def job_module(module: str) -> bool:
+    """The bulk-upload job's own code: everything in batchjob/ but the teardown and what it reads."""
+    return module.startswith(f"{BATCHJOB}.") and module not in TEARDOWN_MODULES
 
 # DeleteStack of a per-batch stack: CloudFormation deletes the stack's resources with the caller's
 # credentials (the stacks are created without a service role), so whoever tears a batch down needs these.
@@ -133,7 +155,7 @@ FUNCTION = Scope(
     name="function role",
     policy=lambda stage: role_policy(load_template(), {"Stage": stage}),
     start_module=awscalls.LAMBDA_MODULE,
-    # CONTRACT.md section 1: it reads the source (and checks serving/dead-letter/parking-lot keys
+    # docs/animl.md, Buckets: it reads the source (and checks serving/dead-letter/parking-lot keys
     # before writing), writes the three destinations, and deletes only from the ingestion bucket.
     s3={
         "s3:GetObject": ALL_KINDS,
@@ -154,6 +176,8 @@ FUNCTION = Scope(
         ("animl_ingest_cli.params", "SsmParams.put"):
             "imported with params, but only operators write parameters (maintenance on/off)",
     },
+    excluded_modules=(job_module, "the bulk-upload job runs in AWS Batch with its job role (JOB scope); "
+                                  "the function reaches it only on the local stage (Ingestor._local_batch)"),
 )
 
 OPERATOR = Scope(
@@ -171,6 +195,8 @@ OPERATOR = Scope(
     params_read=lambda n: list(n.ssm_names().values()),
     params_write=lambda n: [n.maintenance_param],
     granted_without_call=DELETE_STACK_NEEDS,
+    excluded_modules=(job_module, "the bulk-upload job runs in AWS Batch with its job role (JOB scope); "
+                                  "operators run it on the local stage only"),
     excluded_calls={
         ("animl_ingest_cli.batchjob.teardown", "_already_reported"):
             "only the teardown function's hourly sweep reports dead letters (with its own role)",
@@ -179,7 +205,67 @@ OPERATOR = Scope(
     },
 )
 
-SCOPES = (FUNCTION, OPERATOR)
+def batch_queue_names(stage: str) -> list[str]:
+    names = Names(stage)
+    return [names.batch_queue(BATCH_UUID), names.batch_dlq(BATCH_UUID)]
+
+
+_PARAMS_SSM_PUT = {("animl_ingest_cli.params", "SsmParams.put"):
+                   "imported with params, but only operators write parameters (maintenance on/off)"}
+
+TEARDOWN = Scope(
+    name="teardown role",
+    policy=lambda stage: role_policy(load_template(), {"Stage": stage}, TEARDOWN_FUNCTION),
+    start_module=f"{BATCHJOB}.teardown",
+    s3={},
+    params_read=lambda n: [n.api_url_param],
+    params_write=lambda n: [],
+    granted_without_call={
+        "logs:CreateLogStream": "the Lambda runtime writes the function's logs with its role",
+        "logs:PutLogEvents": "the Lambda runtime writes the function's logs with its role",
+        **DELETE_STACK_NEEDS,
+    },
+    excluded_calls=_PARAMS_SSM_PUT,
+    excluded_modules=(lambda module: module == "animl_ingest_cli.stores",
+                      "imported with the stage context; the teardown opens no bucket"),
+    queues=batch_queue_names,
+)
+
+# CreateStack makes a per-batch stack's resources (and deletes them on a rollback) with the caller's
+# credentials: the job's role needs what CloudFormation calls for the queues, alarm and mapping.
+_BY_CREATE = "CloudFormation makes the per-batch stack's {} with the job's credentials"
+CREATE_STACK_NEEDS = {
+    "sqs:CreateQueue": _BY_CREATE.format("queues"),
+    "sqs:GetQueueAttributes": _BY_CREATE.format("queues"),
+    "sqs:SetQueueAttributes": _BY_CREATE.format("queues"),
+    "sqs:TagQueue": _BY_CREATE.format("queues (tagged with the batch)"),
+    "cloudwatch:PutMetricAlarm": _BY_CREATE.format("alarm"),
+    "cloudwatch:DescribeAlarms": _BY_CREATE.format("alarm"),
+    "lambda:CreateEventSourceMapping": _BY_CREATE.format("event-source mapping"),
+    **DELETE_STACK_NEEDS,
+}
+
+JOB = Scope(
+    name="job role",
+    policy=lambda stage: role_policy(load_template(), {"Stage": stage}, role_id=JOB_ROLE),
+    start_module=f"{BATCHJOB}.job",
+    # The zip and its entries live in the ingestion bucket; in maintenance the zip is parked.
+    s3={
+        "s3:GetObject": frozenset({"ingestion", "parkinglot"}),
+        "s3:ListBucket": frozenset({"ingestion", "parkinglot"}),
+        "s3:PutObject": frozenset({"ingestion", "parkinglot"}),
+        "s3:AbortMultipartUpload": frozenset({"ingestion", "parkinglot"}),
+        "s3:DeleteObject": frozenset({"ingestion"}),
+    },
+    params_read=lambda n: [n.bucket_param(k) for k in BUCKET_KINDS] + [n.maintenance_param,
+                                                                       n.api_url_param],
+    params_write=lambda n: [],
+    granted_without_call=CREATE_STACK_NEEDS,
+    excluded_calls=_PARAMS_SSM_PUT,
+    queues=batch_queue_names,
+)
+
+SCOPES = (FUNCTION, OPERATOR, TEARDOWN, JOB)
 
 
 def _is_read(action: str) -> bool:
@@ -198,7 +284,7 @@ def required_resources(scope: Scope, stage: str, action: str) -> tuple[list[str]
     if prefix == "s3":
         kinds = scope.s3.get(action)
         if not kinds:
-            return [], f"CONTRACT gives {scope.name} no bucket for {action} (checks.py, {scope.name} s3)"
+            return [], f"the contract gives {scope.name} no bucket for {action} (checks.py, {scope.name} s3)"
         object_level = "object" in types
         return [bucket_arn(names.default_bucket(k), object_level) for k in sorted(kinds)], None
     if prefix == "ssm" and "parameter" in types:
@@ -207,6 +293,8 @@ def required_resources(scope: Scope, stage: str, action: str) -> tuple[list[str]
             return [], f"{scope.name} may not {'read' if _is_read(action) else 'write'} parameters ({action})"
         return [parameter_arn(p) for p in wanted], None
     known = catalog(stage)
+    if scope.queues is not None:
+        known[("sqs", "queue")] = [f"arn:aws:sqs:{REGION}:{ACCOUNT}:{q}" for q in scope.queues(stage)]
     resources = [arn for t in types for arn in known.get((prefix, t), [])]
     if not resources:
         return [], f"no {prefix} resource of type {types} in checks.catalog for {action}"
@@ -269,7 +357,7 @@ def out_of_scope_grants(scope: Scope, stage: str) -> list[str]:
                 allowed = policy.allows(action, bucket_arn(names.default_bucket(kind), object_level))
                 if allowed != (kind in granted):
                     problems.append(f"{policy.name}: {action} on the {kind} bucket is "
-                                    f"{'allowed' if allowed else 'denied'}, CONTRACT says otherwise")
+                                    f"{'allowed' if allowed else 'denied'}, the contract says otherwise")
             strangers = [bucket_arn(other.default_bucket(k), object_level) for k in BUCKET_KINDS]
             strangers.append(bucket_arn("someone-elses-bucket", object_level))
         elif prefix == "ssm" and "parameter" in types:

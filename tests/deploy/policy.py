@@ -210,6 +210,8 @@ class Resolver:
             return f"arn:aws:iam::{ACCOUNT}:role/{logical_id}"
         if kind == "AWS::Serverless::Function":
             return f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{self.value(props['FunctionName'])}"
+        if kind == "AWS::Events::Rule":
+            return f"arn:aws:events:{REGION}:{ACCOUNT}:rule/{self.value(props['Name'])}"
         raise NotImplementedError(f"GetAtt {logical_id}.Arn of a {kind}")
 
     def _resource_ref(self, logical_id: str) -> str:
@@ -226,39 +228,66 @@ class Resolver:
             return f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/{self.value(props['QueueName'])}"
         if kind == "AWS::SSM::Parameter":
             return str(self.value(props["Name"]))
+        if kind == "AWS::SNS::Topic":
+            return f"arn:aws:sns:{REGION}:{ACCOUNT}:{self.value(props['TopicName'])}"
+        if kind == "AWS::Batch::JobQueue":
+            return f"arn:aws:batch:{REGION}:{ACCOUNT}:job-queue/{self.value(props['JobQueueName'])}"
+        if kind == "AWS::Batch::ComputeEnvironment":
+            return (f"arn:aws:batch:{REGION}:{ACCOUNT}:compute-environment/"
+                    f"{self.value(props['ComputeEnvironmentName'])}")
+        if kind == "AWS::Batch::JobDefinition":
+            name = self.value(props["JobDefinitionName"])
+            return f"arn:aws:batch:{REGION}:{ACCOUNT}:job-definition/{name}:1"
+        if kind == "AWS::Logs::LogGroup":
+            return str(self.value(props["LogGroupName"]))
         return logical_id
 
 
-def the_function(template: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    """The template's one Lambda function (logical id, resource)."""
-    functions = [(k, r) for k, r in template["Resources"].items()
-                 if r["Type"] in ("AWS::Serverless::Function", "AWS::Lambda::Function")]
-    if len(functions) != 1:
-        raise AssertionError(f"expected one function in the template, found {[k for k, _ in functions]}")
-    return functions[0]
+INGEST_FUNCTION = "IngestFunction"
+TEARDOWN_FUNCTION = "TeardownFunction"
+JOB_ROLE = "ZipJobRole"
 
 
-def function_role(template: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    _, function = the_function(template)
+def functions(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The template's Lambda functions by logical id."""
+    return {k: r for k, r in template["Resources"].items()
+            if r["Type"] in ("AWS::Serverless::Function", "AWS::Lambda::Function")}
+
+
+def the_function(template: dict[str, Any], logical_id: str = INGEST_FUNCTION) -> tuple[str, dict[str, Any]]:
+    """One Lambda function of the template (logical id, resource): the ingest function by default."""
+    found = functions(template)
+    if logical_id not in found:
+        raise AssertionError(f"no function {logical_id} in the template, found {sorted(found)}")
+    return logical_id, found[logical_id]
+
+
+def function_role(template: dict[str, Any], logical_id: str = INGEST_FUNCTION) -> tuple[str, dict[str, Any]]:
+    _, function = the_function(template, logical_id)
     role = function["Properties"]["Role"]
     if not (isinstance(role, dict) and "Fn::GetAtt" in role):
         raise AssertionError("the function's Role must be a GetAtt of a role in the template")
     target = role["Fn::GetAtt"]
-    logical_id = target.split(".")[0] if isinstance(target, str) else target[0]
-    return logical_id, template["Resources"][logical_id]
+    role_id = target.split(".")[0] if isinstance(target, str) else target[0]
+    return role_id, template["Resources"][role_id]
 
 
-def role_policy(template: dict[str, Any], params: dict[str, str]) -> Policy:
-    """Every statement attached to the function's role: inline, and AWS::IAM::Policy resources."""
+def role_policy(template: dict[str, Any], params: dict[str, str], logical_id: str = INGEST_FUNCTION,
+                role_id: str | None = None) -> Policy:
+    """Every statement attached to a role (the function's `logical_id`, or `role_id` itself): inline,
+    and AWS::IAM::Policy resources."""
     resolver = Resolver(template, params)
-    role_id, role = function_role(template)
+    if role_id is None:
+        role_id, role = function_role(template, logical_id)
+    else:
+        role = template["Resources"][role_id]
     if role["Properties"].get("ManagedPolicyArns"):
         raise AssertionError("managed policies cannot be checked here: write the statements inline")
     documents = [p["PolicyDocument"] for p in role["Properties"].get("Policies", [])]
-    for logical_id, resource in template["Resources"].items():
+    for logical, resource in template["Resources"].items():
         if resource["Type"] in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy") \
                 and {"Ref": role_id} in resource["Properties"].get("Roles", []) \
-                and resolver.exists(logical_id):
+                and resolver.exists(logical):
             documents.append(resource["Properties"]["PolicyDocument"])
     statements = [s for doc in documents for s in _as_list(resolver.value(doc)["Statement"])]
     return Policy(statements, f"role {role_id}")
@@ -277,19 +306,40 @@ def operator_policy(stage: str, path: Path = OPERATOR_POLICY) -> Policy:
 
 # --- the handler the deployment runs --------------------------------------------------------------
 
-def dockerfile_handler(path: Path = DOCKERFILE) -> str:
-    """The handler the image's CMD names (exec form)."""
-    cmds = [line for line in path.read_text(encoding="utf-8").splitlines() if line.startswith("CMD ")]
+def dockerfile_stages(path: Path = DOCKERFILE) -> dict[str, list[str]]:
+    """Stage name (`FROM ... AS name`) -> its lines; the last stage is what a plain build makes."""
+    stages: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in path.read_text(encoding="utf-8").splitlines():
+        m = re.match(r"FROM\s+\S+(?:\s+AS\s+(\S+))?\s*$", line, re.IGNORECASE)
+        if m:
+            current = stages.setdefault(m.group(1) or f"stage{len(stages)}", [])
+        elif current is not None:
+            current.append(line)
+    return stages
+
+
+def dockerfile_cmd(stage: str, path: Path = DOCKERFILE) -> list[str]:
+    """The exec-form CMD of one stage of the Dockerfile."""
+    cmds = [line for line in dockerfile_stages(path)[stage] if line.startswith("CMD ")]
     if len(cmds) != 1:
-        raise AssertionError(f"expected one CMD in {path}, found {len(cmds)}")
-    command = json.loads(cmds[0][4:])
+        raise AssertionError(f"expected one CMD in stage {stage} of {path}, found {len(cmds)}")
+    return list(json.loads(cmds[0][4:]))
+
+
+def dockerfile_handler(path: Path = DOCKERFILE) -> str:
+    """The handler the Lambda image's CMD names (the `function` stage, the default build)."""
+    stages = list(dockerfile_stages(path))
+    if stages[-1] != "function":
+        raise AssertionError(f"the last stage (the default build) must be `function`: {stages}")
+    command = dockerfile_cmd("function", path)
     if len(command) != 1:
         raise AssertionError(f"CMD must name exactly the handler: {command}")
     return command[0]
 
 
-def template_handler(template: dict[str, Any]) -> str:
-    _, function = the_function(template)
+def template_handler(template: dict[str, Any], logical_id: str = INGEST_FUNCTION) -> str:
+    _, function = the_function(template, logical_id)
     command = function["Properties"]["ImageConfig"]["Command"]
     if len(command) != 1:
         raise AssertionError(f"ImageConfig.Command must name exactly the handler: {command}")

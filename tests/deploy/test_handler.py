@@ -24,7 +24,14 @@ import pytest
 from animl_ingest_cli.claims import PREFIX as CLAIMS
 from animl_ingest_cli.config import BUCKET_KINDS, REGION, Names
 from tests.conftest import CORPUS_IMAGES, needs_corpus
-from tests.deploy.policy import DOCKERFILE, REPO, dockerfile_handler, load_template, template_handler
+from tests.deploy.policy import (
+    DOCKERFILE,
+    REPO,
+    dockerfile_handler,
+    dockerfile_stages,
+    load_template,
+    template_handler,
+)
 
 try:  # the lead's animl-api stand-in (tests/apistub.py); until it lands, tests using it error
     from tests.apistub import api_stub  # noqa: F401
@@ -112,9 +119,9 @@ def test_template_and_dockerfile_name_one_handler_that_exists() -> None:
 
 # --- the image ----------------------------------------------------------------------------------
 
-def dockerfile_copies() -> list[tuple[list[str], str]]:
+def dockerfile_copies(stage: str = "function") -> list[tuple[list[str], str]]:
     out = []
-    for line in DOCKERFILE.read_text(encoding="utf-8").splitlines():
+    for line in dockerfile_stages()[stage]:
         if line.startswith("COPY "):
             *sources, dest = line.split()[1:]
             assert not any(s.startswith("--") for s in sources), "COPY flags are not simulated"
@@ -129,6 +136,13 @@ def ignored_by_dockerignore(path: str) -> bool:
     prefixes = ["/".join(parts[:i]) for i in range(1, len(parts) + 1)]
     return any(fnmatch.fnmatch(prefix, pattern.removeprefix("**/")) or fnmatch.fnmatch(prefix, pattern)
                for pattern in patterns for prefix in prefixes)
+
+
+def test_the_job_image_installs_the_same_package() -> None:
+    """The job target copies what the function target copies, and installs it as a command."""
+    assert dockerfile_copies("job") == dockerfile_copies("function")
+    job = dockerfile_stages()["job"]
+    assert any(line.startswith("RUN pip install ") and "/tmp/src" in line for line in job)
 
 
 @pytest.mark.slow

@@ -1,5 +1,5 @@
 """Every AWS action the code calls is allowed by the function's role and the operator policy, on the
-resources CONTRACT.md names, and nothing more (actions derived from the code: tests/deploy/awscalls.py).
+resources docs/animl.md names, and nothing more (actions derived from the code: tests/deploy/awscalls.py).
 """
 
 from __future__ import annotations
@@ -10,12 +10,18 @@ from tests.deploy import awscalls, checks
 from tests.deploy.policy import REPO
 
 STAGES = ("dev", "prod")
+def skip_absent(scope: checks.Scope) -> None:
+    if not scope.available():
+        pytest.skip(f"{scope.start_module} is not in the package yet: nothing to derive {scope.name} from")
+
+
 SCOPES = pytest.mark.parametrize("scope", checks.SCOPES, ids=lambda s: s.name.replace(" ", "-"))
 
 
 @SCOPES
 @pytest.mark.parametrize("stage", STAGES)
 def test_every_call_is_allowed(scope: checks.Scope, stage: str) -> None:
+    skip_absent(scope)
     problems = checks.missing_grants(scope, stage)
     assert not problems, "\n".join(problems)
 
@@ -23,6 +29,7 @@ def test_every_call_is_allowed(scope: checks.Scope, stage: str) -> None:
 @SCOPES
 @pytest.mark.parametrize("stage", STAGES)
 def test_nothing_is_granted_that_no_code_calls(scope: checks.Scope, stage: str) -> None:
+    skip_absent(scope)
     problems = checks.excess_grants(scope, stage)
     assert not problems, "\n".join(problems)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -9,9 +10,20 @@ from typing import Any
 import pytest
 from cfnlint.api import ManualArgs, lint_file
 
+from animl_ingest_cli.batchjob import teardown
 from animl_ingest_cli.config import BUCKET_KINDS, REGION, Names
 from tests.deploy.checks import failed_queue, function_name
-from tests.deploy.policy import TEMPLATE, Resolver, load_template, role_policy, the_function
+from tests.deploy.policy import (
+    TEARDOWN_FUNCTION,
+    TEMPLATE,
+    Resolver,
+    dockerfile_cmd,
+    dockerfile_stages,
+    load_template,
+    role_policy,
+    template_handler,
+    the_function,
+)
 
 MODES = ("existing", "create")
 STAGES = ("dev", "prod")
@@ -85,7 +97,8 @@ def test_trigger_and_invoke_permission(template: dict[str, Any], stage: str, mod
     _, resources = resolved(template, stage, mode)
     alias = f"arn:aws:lambda:{REGION}:123456789012:function:{function_name(stage)}:live"
     ingestion = Names(stage).default_bucket("ingestion")
-    permissions = list(of_type(resources, "AWS::Lambda::Permission").values())
+    permissions = [p for p in of_type(resources, "AWS::Lambda::Permission").values()
+                   if p["Properties"]["Principal"] == "s3.amazonaws.com"]
     assert len(permissions) == 1
     p = permissions[0]["Properties"]
     assert (p["FunctionName"], p["Principal"], p["Action"]) == (alias, "s3.amazonaws.com",
@@ -125,10 +138,11 @@ def test_parameters_the_stack_owns(template: dict[str, Any], stage: str, mode: s
         return
     assert names.maintenance_param not in params  # operators own it: a stack update must never reset it
     expected = {names.bucket_param(k): names.default_bucket(k) for k in BUCKET_KINDS}
+    # No Node stack alongside: the zips go to this stack's job queue and job definition.
     expected[names.batch_queue_param] = \
-        f"arn:aws:batch:{REGION}:123456789012:job-queue/animl-batch-ingestion-{stage}"
+        f"arn:aws:batch:{REGION}:123456789012:job-queue/animl-ingest-py-{stage}-zip"
     expected[names.batch_job_param] = \
-        f"arn:aws:batch:{REGION}:123456789012:job-definition/animl-ingest-{stage}-batch-job"
+        f"arn:aws:batch:{REGION}:123456789012:job-definition/animl-ingest-py-{stage}-batch-job"
     assert params == expected
 
 
@@ -162,3 +176,125 @@ def test_role_is_inline_and_literal(template: dict[str, Any]) -> None:
         for action in statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]:
             assert not re.search(r"[*?]", action), action
     assert all(s["Effect"] == "Allow" for s in role.statements)
+
+
+# --- the batch teardown function and the bulk-upload job ---------------------------------------------
+
+def test_the_teardown_function_runs_the_teardown_handler(template: dict[str, Any]) -> None:
+    import importlib
+    import inspect
+
+    handler = template_handler(template, TEARDOWN_FUNCTION)
+    assert handler == "animl_ingest_cli.batchjob.teardown.handler"
+    module, _, attr = handler.rpartition(".")
+    assert len(inspect.signature(getattr(importlib.import_module(module), attr)).parameters) == 2
+    _, function = the_function(template, TEARDOWN_FUNCTION)
+    assert function["Properties"]["ImageUri"] == the_function(template)[1]["Properties"]["ImageUri"]
+    assert function["Metadata"]["DockerBuildTarget"] == "function"  # one image, two commands
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_the_teardown_function_is_named_and_configured(template: dict[str, Any], stage: str) -> None:
+    _, resources = resolved(template, stage, "existing")
+    props = resources[TEARDOWN_FUNCTION]["Properties"]
+    assert props["FunctionName"] == f"animl-ingest-py-{stage}-teardown"
+    env = props["Environment"]["Variables"]
+    assert env["STAGE"] == stage
+    assert env["API_KEY"] == f"{{{{resolve:secretsmanager:{Names(stage).api_secret}:SecretString:apikey}}}}"
+    assert props["EventInvokeConfig"]["MaximumRetryAttempts"] >= 1
+    # stopBatch invokes IngestDelete-<stage>: the name can be taken over once the Node one is gone
+    r = Resolver(template, {"Stage": stage, "TeardownFunctionName": f"IngestDelete-{stage}"})
+    assert r.value(template["Resources"][TEARDOWN_FUNCTION]["Properties"]["FunctionName"]) == \
+        f"IngestDelete-{stage}"
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("stage", STAGES)
+def test_the_alarm_topic_and_the_hourly_schedule_invoke_it(template: dict[str, Any], stage: str,
+                                                           mode: str) -> None:
+    r, resources = resolved(template, stage, mode)
+    function = f"arn:aws:lambda:{REGION}:123456789012:function:animl-ingest-py-{stage}-teardown"
+    topic = f"arn:aws:sns:{REGION}:123456789012:{Names(stage).batch_delete_topic}"
+    topics = [t["Properties"]["TopicName"] for t in of_type(resources, "AWS::SNS::Topic").values()]
+    assert topics == ([Names(stage).batch_delete_topic] if mode == "create" else [])
+    [sub] = of_type(resources, "AWS::SNS::Subscription").values()
+    assert sub["Properties"] == {"Protocol": "lambda", "Endpoint": function, "TopicArn": topic}
+    [rule] = of_type(resources, "AWS::Events::Rule").values()
+    assert rule["Properties"]["ScheduleExpression"] == "rate(1 hour)"
+    assert rule["Properties"]["State"] == "ENABLED"
+    assert [t["Arn"] for t in rule["Properties"]["Targets"]] == [function]
+    grants = {(p["Properties"]["Principal"], p["Properties"]["SourceArn"])
+              for p in of_type(resources, "AWS::Lambda::Permission").values()
+              if p["Properties"]["FunctionName"] == function}
+    assert grants == {("sns.amazonaws.com", topic),
+                      ("events.amazonaws.com", r._fn_GetAtt(["TeardownSchedule", "Arn"]))}
+
+
+def test_standby_leaves_the_teardown_to_the_node_function(template: dict[str, Any]) -> None:
+    r = Resolver(template, {"Stage": "dev", "Teardown": "standby"})
+    present = {k for k in template["Resources"] if r.exists(k)}
+    assert "TeardownSubscription" not in present and "TeardownTopicInvokePermission" not in present
+    assert r.value(template["Resources"]["TeardownSchedule"]["Properties"]["State"]) == "DISABLED"
+
+
+def dockerfile_command(stage: str) -> list[str]:
+    lines = dockerfile_stages()[stage]
+    [entry] = [json.loads(x[len("ENTRYPOINT "):]) for x in lines if x.startswith("ENTRYPOINT ")]
+    return [*entry, *dockerfile_cmd(stage)]
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_the_job_definition(template: dict[str, Any], stage: str) -> None:
+    _, resources = resolved(template, stage, "existing")
+    [job] = of_type(resources, "AWS::Batch::JobDefinition").values()
+    props = job["Properties"]
+    assert props["JobDefinitionName"] == f"animl-ingest-py-{stage}-batch-job"
+    assert props["PlatformCapabilities"] == ["FARGATE"] and props["Type"] == "container"
+    # The Node job had no time limit. Every attempt together stays under the teardown sweep's 24 h.
+    assert int(props["Timeout"]["AttemptDurationSeconds"]) >= 3600
+    limit = int(template["Parameters"]["JobTimeout"]["MaxValue"]) * props["RetryStrategy"]["Attempts"]
+    assert limit < teardown.SWEEP_AGE.total_seconds()
+    container = props["ContainerProperties"]
+    # The image's entry point plus the definition's command is `animl-ingest batch run`.
+    assert dockerfile_command("job") == ["animl-ingest", "batch", "run"]
+    assert container["Command"] == dockerfile_cmd("job")
+    assert container["Image"].endswith(f"/animl-ingest-py:job-{stage}")
+    env = {e["Name"]: e["Value"] for e in container["Environment"]}
+    assert env["STAGE"] == stage and "TASK" not in env and "API_KEY" not in env  # TASK: per submission
+    [secret] = container["Secrets"]
+    assert secret["Name"] == "API_KEY"
+    assert secret["ValueFrom"] == (f"arn:aws:secretsmanager:{REGION}:123456789012:secret:"
+                                   f"{Names(stage).api_secret}:apikey::")
+    assert container["JobRoleArn"].endswith(":role/ZipJobRole")
+    assert container["ExecutionRoleArn"].endswith(":role/ZipJobExecutionRole")
+    starter = role_policy(template, {"Stage": stage}, role_id="ZipJobExecutionRole")
+    assert starter.allows("secretsmanager:GetSecretValue",
+                          f"arn:aws:secretsmanager:{REGION}:123456789012:secret:{Names(stage).api_secret}-Ab12Cd")
+    assert not starter.allows("s3:GetObject", f"arn:aws:s3:::{Names(stage).default_bucket('ingestion')}/k")
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_create_mode_has_its_own_job_queue_on_fargate(template: dict[str, Any], stage: str) -> None:
+    _, existing = resolved(template, stage, "existing")
+    assert not of_type(existing, "AWS::Batch::JobQueue")
+    assert not of_type(existing, "AWS::Batch::ComputeEnvironment")
+    _, created = resolved(template, stage, "create")
+    [queue] = of_type(created, "AWS::Batch::JobQueue").values()
+    [env] = of_type(created, "AWS::Batch::ComputeEnvironment").values()
+    assert queue["Properties"]["JobQueueName"] == f"animl-ingest-py-{stage}-zip"
+    assert env["Properties"]["ComputeResources"]["Type"] == "FARGATE"
+    assert queue["Properties"]["ComputeEnvironmentOrder"][0]["ComputeEnvironment"].endswith(
+        f":compute-environment/{env['Properties']['ComputeEnvironmentName']}")
+    assert "JobNetworkWithCreate" in template["Rules"]  # subnets are required with create
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_the_ingest_function_may_hand_zips_to_either_job(template: dict[str, Any], stage: str) -> None:
+    """Cutting zips over (or back) is a change of /images/batch-job-<stage>, no redeploy."""
+    role = role_policy(template, {"Stage": stage})
+    jobs = f"arn:aws:batch:{REGION}:123456789012:job-definition"
+    assert role.allows("batch:SubmitJob", f"{jobs}/animl-ingest-{stage}-batch-job:4")  # the Node job
+    assert role.allows("batch:SubmitJob", f"{jobs}/animl-ingest-py-{stage}-batch-job")
+    assert role.allows("batch:SubmitJob", f"{jobs}/animl-ingest-py-{stage}-batch-job:2")
+    other = "prod" if stage == "dev" else "dev"
+    assert not role.allows("batch:SubmitJob", f"{jobs}/animl-ingest-py-{other}-batch-job:2")

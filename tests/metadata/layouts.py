@@ -171,6 +171,12 @@ def _build() -> dict[str, tuple[str, Callable[[], bytes]]]:
         "xmp_lang_alt_and_body_serial": lambda: jpeg_of(xmp_app1(xmp_packet(
             attrs={"exifEX:BodySerialNumber": "BODY-SN-3", "tiff:Make": "XMPCAM"},
             lang_alt={"exif:UserComment": "xmp comment", "dc:description": "a heron"}))),
+        "xmp_entities": lambda: jpeg_of(xmp_app1(xmp_packet(
+            attrs={"tiff:Make": "A&amp;B &lt;cam&gt;"}, elements={"aux:SerialNumber": "SN&#x2D;&#49;"}))),
+        "xmp_nonstandard_header": lambda: jpeg_of(segment(0xE1, b"XMP\0" + xmp_packet(attrs=_CAMERA_XMP))),
+        "xmp_unknown_namespace": lambda: jpeg_of(xmp_app1(xmp_packet(attrs=_CAMERA_XMP).replace(
+            b"<rdf:Description rdf:about=''", b"<rdf:Description rdf:about='' xmlns:cam='http://example.org/cam/'"
+            b" cam:SerialNumber='CAM-NS-SN' cam:trapName='north'"))),
         "two_xmp": lambda: jpeg_of(xmp, xmp_app1(xmp_packet(attrs={"tiff:Make": "SECOND-XMP",
                                                                    "aux:SerialNumber": "SN-XMP-2"}))),
         "xmp_then_exif_blank_serial": lambda: jpeg_of(xmp, exif_app1(camera_exif(serial=" "))),
@@ -193,6 +199,17 @@ def _build() -> dict[str, tuple[str, Callable[[], bytes]]]:
         "make_as_short": lambda: jpeg_of(exif_app1(tiff([(0x010F, 3, (67, 65, 77))]))),
         "serial_as_undefined": lambda: jpeg_of(exif_app1(camera_exif(
             extra_exif=[(0xA431, 7, b"SN-UNDEF-4\0")]))),
+        "serial_as_byte": lambda: jpeg_of(exif_app1(camera_exif(extra_exif=[(0xA431, 1, b"SN-B1\0")]))),
+        "serial_undefined_control": lambda: jpeg_of(exif_app1(camera_exif(
+            extra_exif=[(0xA431, 7, b"SN\x01\x02-\x7f9\0")]))),
+        "serial_undefined_high_bytes": lambda: jpeg_of(exif_app1(camera_exif(
+            extra_exif=[(0xA431, 7, b"SN\xff\xfe\xe8\x86-9\0")]))),
+        "serial_undefined_long_text": lambda: jpeg_of(exif_app1(camera_exif(
+            extra_exif=[(0xA431, 7, b"SN-" + b"7" * 120)]))),
+        "serial_undefined_nul_inside": lambda: jpeg_of(exif_app1(camera_exif(
+            extra_exif=[(0xA431, 7, b"SN-1\0junk\0")]))),
+        "undefined_unknown_tag_binary": lambda: jpeg_of(exif_app1(camera_exif(
+            extra_exif=[(0xA40B, 7, bytes(range(40))), (0xA420, 7, bytes(range(1, 90)))]))),
         "serial_as_long": lambda: jpeg_of(exif_app1(camera_exif(extra_exif=[(0xA431, 4, 123456)]))),
         "date_slashes": lambda: jpeg_of(exif_app1(camera_exif(date="2010/10/10 10:10:10"))),
         "date_dashes": lambda: jpeg_of(exif_app1(camera_exif(date="2010-10-10 10:10:10"))),

@@ -46,7 +46,8 @@ def exiftool_view(answer: dict[str, Any]) -> dict[str, Any]:
 
 
 def expected_record(view: dict[str, Any], answer: dict[str, Any], file_name: str) -> dict[str, Any]:
-    """The normalised fields (CONTRACT.md section 3) from exiftool's view, written independently."""
+    """The normalised fields (docs/animl.md, The record the ingest sends) from exiftool's view, written
+    independently."""
     want = dict(view)
     want.setdefault("Make", "unknown")
     want["SerialNumber"] = "unknown" if "SerialNumber" not in view else str(view["SerialNumber"])

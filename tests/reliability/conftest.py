@@ -144,16 +144,21 @@ class World:
 
     def ingest(self, ctx: StageContext | None = None, api: Any = None, concurrency: int = 4,
                prefix: str = "") -> dict[str, Outcome]:
-        """`animl-ingest ingest s3://<ingestion>/<prefix>` in-process: the CLI's own worker pool over
-        the CLI's own listing. Returns key -> outcome."""
-        from animl_ingest_cli.cli.ingest import _run
+        """`animl-ingest ingest s3://<ingestion>/<prefix>` in-process: the core's worker pool (what the CLI
+        runs) over the CLI's own listing. Returns key -> outcome."""
+        from animl_ingest_cli.pool import Limits, process_all
         from animl_ingest_cli.sources import iter_work, parse_sources
 
         ctx = ctx or self.ctx()
         results: dict[str, Outcome] = {}
-        ingestor = Ingestor(ctx, api or self.api(), on_outcome=lambda o: results.__setitem__(o.key, o))
         work = iter_work(ctx, parse_sources([f"s3://{BUCKETS['ingestion']}/{prefix}"]))
-        _run(ingestor, work, concurrency, lambda o: results.__setitem__(o.key, o))
+        run = process_all(Ingestor(ctx, api or self.api()), work, Limits.default(images=concurrency))
+        try:
+            for o in run:
+                results[o.key] = o
+        finally:
+            for o in run.close():
+                results[o.key] = o
         return results
 
     def redrive_all(self, ctx: StageContext | None = None) -> int:

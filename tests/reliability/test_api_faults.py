@@ -1,6 +1,6 @@
 """animl-api faults during ingest: refused, failing, malformed, hanging past the timeout, and failing
 after the record was made. Each image ends served or dead-lettered (never lost, never silently
-dropped), and what the API recorded without serving copies is healed by a redrive (CONTRACT.md 6)."""
+dropped), and what the API recorded without serving copies is healed by a redrive (docs/animl.md)."""
 
 from __future__ import annotations
 

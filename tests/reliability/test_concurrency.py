@@ -359,7 +359,8 @@ def test_maintenance_turned_on_while_unpark_runs(served_world: World, seed: int)
             pass_ctx = jittered_ctx(random.Random(rng.random()))
             ing = Ingestor(pass_ctx, world.api())
             for info in pass_ctx.store("ingestion").list():
-                seen.extend(ing.process(pass_ctx.store("ingestion"), info.key, etag=info.etag))
+                seen.extend(ing.process(pass_ctx.store("ingestion"), info.key, delete_source=True,
+                                       etag=info.etag))
             time.sleep(0.01)
         return seen
 

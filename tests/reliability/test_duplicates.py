@@ -1,4 +1,4 @@
-"""DUPLICATE_IMAGE, tested hard: a record without serving copies is healed (CONTRACT.md section 6),
+"""DUPLICATE_IMAGE, tested hard: a record without serving copies is healed (docs/animl.md),
 the same object coming back after its copies were made counts as served, and a true duplicate (the
 same bytes under another key) is dead-lettered, never served and never counted served."""
 

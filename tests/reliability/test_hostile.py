@@ -216,7 +216,8 @@ def test_an_object_too_large_to_read_is_dead_lettered_unread(world, monkeypatch)
     world.put("cam/panorama.jpg", big)
     world.put("cam/small.jpg", jpeg(30))
     ctx = world.ctx()
-    (plan,) = Ingestor(ctx, world.api(), dry_run=True).process(ctx.store("ingestion"), "cam/panorama.jpg")
+    (plan,) = Ingestor(ctx, world.api(), dry_run=True).process(ctx.store("ingestion"), "cam/panorama.jpg",
+                                                                 delete_source=True)
     assert plan.planned and plan.outcome == "dead-lettered" and plan.reason == "Image Size Exceed 8 MB"
     results = world.ingest()
     out = results["cam/panorama.jpg"]

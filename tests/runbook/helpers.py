@@ -15,7 +15,7 @@ from typing import Any
 import boto3
 import pytest
 
-from animl_ingest_cli.ops.moves import Outcome
+from animl_ingest_cli.ops.moves import MoveOutcome
 from animl_ingest_cli.ops.queues import Snapshot
 from tests.ops.helpers import bucket, make_buckets
 
@@ -116,7 +116,7 @@ class ScriptedOperator:
     asked: list[str] = field(default_factory=list)
     polls: int = 0
     on_poll_hook: Callable[[Snapshot], None] | None = None
-    on_outcome_hook: Callable[[Outcome], None] | None = None
+    on_outcome_hook: Callable[[MoveOutcome], None] | None = None
 
     def _next(self, question: str) -> Any:
         self.asked.append(question)
@@ -148,7 +148,7 @@ class ScriptedOperator:
         if self.on_poll_hook:
             self.on_poll_hook(snap)
 
-    def on_outcome(self, outcome: Outcome) -> None:
+    def on_outcome(self, outcome: MoveOutcome) -> None:
         self.shown.append(f"{outcome.key}: {outcome.status}")
         if self.on_outcome_hook:
             self.on_outcome_hook(outcome)

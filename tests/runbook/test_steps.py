@@ -1,5 +1,5 @@
-"""The steps as data: CONTRACT.md's order, text that renders for every stage, and RUNBOOK.md made
-from the same text (so the command and the document cannot drift)."""
+"""The steps as data: the order of docs/animl.md (The production deployment), text that renders for
+every stage, and RUNBOOK.md made from the same text (so the command and the document cannot drift)."""
 
 from __future__ import annotations
 
