@@ -33,7 +33,7 @@ from animl_ingest_cli.images import decode_cost_error, make_thumbnails
 from animl_ingest_cli.limits import fit_metadata
 from animl_ingest_cli.limits import quote_meta as quote_meta
 from animl_ingest_cli.metadata import read_metadata
-from animl_ingest_cli.stores import MAX_OBJECT_BYTES, ObjectInfo, S3Store, Store, TooLarge, read
+from animl_ingest_cli.stores import MAX_OBJECT_BYTES, LocalStore, ObjectInfo, S3Store, Store, TooLarge, read
 
 log = logging.getLogger("animl_ingest")
 
@@ -127,7 +127,7 @@ class Ingestor:
 
             def seconds() -> float:
                 return max(1.0, self.time_left() + 5.0) if self.time_left else claim_seconds()
-            self._claims = Claims(self.ctx.store("serving"), seconds=seconds)
+            self._claims = Claims(self._claim_store(), seconds=seconds)
         return self._claims
 
     # --- collaborators ----------------------------------------------------------------------------
@@ -140,6 +140,14 @@ class Ingestor:
                 if self._api is None:
                     self._api = self.ctx.api(time_left=self.time_left)
         return self._api
+
+    def _claim_store(self) -> Store:
+        """S3: the serving bucket (under `.animl-claims/`). The local stage: a folder of its own beside
+        the buckets, so that the bucket folders hold images only."""
+        if self.ctx.is_local and self.ctx.local_root is not None:
+            root = self.ctx.local_root
+            return LocalStore(root / ".claims", "claims", meta_root=root / ".meta" / ".claims")
+        return self.ctx.store("serving")
 
     # --- entry point ------------------------------------------------------------------------------
     def process(self, src: Store, key: str, *, delete_source: bool,
