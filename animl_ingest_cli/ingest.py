@@ -24,7 +24,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from animl_ingest_cli import keys
-from animl_ingest_cli.api import Api
+from animl_ingest_cli.api import Api, ImageAttempt
+from animl_ingest_cli.api import one_line as api_one_line
 from animl_ingest_cli.api_rules import TOO_LARGE, check_md, is_duplicate
 from animl_ingest_cli.claims import Busy, Claim, Claims
 from animl_ingest_cli.context import StageContext
@@ -33,7 +34,17 @@ from animl_ingest_cli.images import decode_cost_error, make_thumbnails
 from animl_ingest_cli.limits import fit_metadata
 from animl_ingest_cli.limits import quote_meta as quote_meta
 from animl_ingest_cli.metadata import read_metadata
-from animl_ingest_cli.stores import MAX_OBJECT_BYTES, LocalStore, ObjectInfo, S3Store, Store, TooLarge, read
+from animl_ingest_cli.redact import redact
+from animl_ingest_cli.stores import (
+    MAX_OBJECT_BYTES,
+    NO_SPACE,
+    LocalStore,
+    ObjectInfo,
+    S3Store,
+    Store,
+    TooLarge,
+    read,
+)
 
 log = logging.getLogger("animl_ingest")
 
@@ -43,6 +54,7 @@ OUTCOMES = (SERVED, DEAD_LETTERED, PARKED, BATCH_SUBMITTED, SKIPPED, FAILED)
 MAX_DEAD_LETTER_ATTEMPTS = 1000
 CLAIM_WAIT = 30.0  # seconds an ingest waits for another actor working on the same image
 PARK_ID = "park-id"  # metadata of a parked object: which park wrote it (see _park)
+MAX_IMAGE_ID_BYTES = 256  # an image id names serving and dead-letter keys: a sane id is far shorter
 
 
 @dataclass
@@ -149,6 +161,12 @@ class Ingestor:
             return LocalStore(root / ".claims", "claims", meta_root=root / ".meta" / ".claims")
         return self.ctx.store("serving")
 
+    def ready(self) -> None:
+        """Make the API client now, when the run will need it: a key that cannot be sent or a
+        missing API URL is then one error before the first image, not one failure per image."""
+        if not self.dry_run and not self.ctx.maintenance_on():
+            _ = self.api
+
     # --- entry point ------------------------------------------------------------------------------
     def process(self, src: Store, key: str, *, delete_source: bool,
                 batch: str | None = None, etag: str | None = None) -> list[Outcome]:
@@ -232,7 +250,10 @@ class Ingestor:
         unpark deletes its parking-lot copy)."""
         lot = self.ctx.store("parkinglot")
         out = Outcome(src.uri(key), key, PARKED, reason="maintenance mode")
-        target = key if src.is_bucket else self._origin(src, key, batch)[1]
+        target = keys.park_key(key if src.is_bucket else self._origin(src, key, batch)[1])
+        if target != key:
+            out.reason = (f"maintenance mode; parked as {target}: its key starts with a prefix this "
+                          f"tool reserves ({', '.join(keys.RESERVED_PREFIXES)}), unpark restores it")
         try:
             info = src.head(key)
         except StoreError as exc:
@@ -447,8 +468,13 @@ class Ingestor:
         try:
             attempt = self.api.create_image(md)
         except ApiError as exc:
-            # Unreachable, failing or refusing API: dead-letter under the error text, UNKNOWN_ID.
-            return self._dead_letter(src, key, md, data, [exc.message], None, out, delete_source, etag)
+            # Unreachable, failing or refusing API: dead-letter under the error's kind, UNKNOWN_ID.
+            return self._dead_letter(src, key, md, data, [exc.message], None, out, delete_source, etag,
+                                     folder=keys.dead_letter_folder([exc.message], unknown=keys.API_ERROR))
+        wrong = invalid_answer(attempt, md)
+        if wrong:
+            return self._dead_letter(src, key, md, data, [wrong], None, out, delete_source, etag,
+                                     folder=keys.INVALID_API_ANSWER)
         out.image_id = attempt.image_id
         if attempt.errors:
             if attempt.image_id and is_duplicate(attempt.errors):
@@ -458,13 +484,21 @@ class Ingestor:
                     return out
             return self._dead_letter(src, key, md, data, attempt.errors, attempt.image_id, out,
                                      delete_source, etag)
-        assert attempt.image_id, "createImage succeeded without an image id"
+        assert attempt.image_id  # invalid_answer refuses a success without an id
         try:
             self._serve(src, key, data, etag, md, attempt.image_id, out)
-        except (StoreError, ImageError) as exc:
+        except StoreError as exc:
+            if exc.code == NO_SPACE:  # the disk, not the image: a rerun serves it (nothing dead-lettered)
+                out.outcome, out.error, out.complete = FAILED, f"{exc.message}; left where it is", False
+                return out
             self._report_image_error(exc.message, attempt.image_id, md.get("batchId"))
-            return self._dead_letter(src, key, md, data, [exc.message], attempt.image_id, out,
-                                     delete_source, etag)
+            return self._dead_letter(src, key, md, data, [exc.message], attempt.image_id, out, delete_source,
+                                     etag, folder=keys.STORAGE_ERROR)
+        except ImageError as exc:
+            self._report_image_error(exc.message, attempt.image_id, md.get("batchId"))
+            folder = keys.dead_letter_folder([exc.message], unknown=keys.IMAGE_ERROR)
+            return self._dead_letter(src, key, md, data, [exc.message], attempt.image_id, out, delete_source,
+                                     etag, folder=folder)
         self._delete_source(src, key, out, delete_source, etag)
         return out
 
@@ -594,12 +628,16 @@ class Ingestor:
             log.warning("createImageError for %s failed: %s", image_id, exc.message)
 
     def _dead_letter(self, src: Store, key: str, md: dict[str, Any], data: bytes, errors: list[str],
-                     image_id: str | None, out: Outcome, delete_source: bool, etag: str | None,
-                     size: int | None = None) -> Outcome:
+                     image_id: str | None, out: Outcome, delete_source: bool, etag: str | None = None,
+                     size: int | None = None, folder: str | None = None) -> Outcome:
+        """The folder is from the closed vocabulary (keys.DEAD_LETTER_FOLDERS); the error texts
+        themselves go into the `error` metadata and the outcome's `error`."""
         dlb = self.ctx.store("dead-letter")
-        folder = keys.dead_letter_folder(errors)
-        error_text = "; ".join(errors)
+        folder = folder or keys.dead_letter_folder(errors)
+        error_text = redact("; ".join(errors))
         out.outcome, out.reason, out.image_id = DEAD_LETTERED, folder, image_id
+        if error_text and error_text != folder:
+            out.error = api_one_line(error_text)
         origin_bucket, origin_key = self._origin(src, key, md.get("batchId"))
         meta = dead_letter_metadata(origin_bucket, origin_key, error_text, image_id, md.get("batchId"))
         ctype = md.get("MIMEType") or keys.content_type_for(key)
@@ -675,6 +713,24 @@ class Ingestor:
 
 def _multipart(etag: str) -> bool:
     return "-" in etag
+
+
+def invalid_answer(attempt: ImageAttempt, md: dict[str, Any]) -> str | None:
+    """Why a createImage answer cannot be this image's, or None. animl-api's image id is
+    `<projectId>:<md5 of the bytes>`: an id of another hash (the same id for different images), a
+    success without an id, or an id that cannot name a key would file the image under another's
+    serving copies, or lose it."""
+    image_id = attempt.image_id
+    if image_id is None:
+        return None if attempt.errors else "createImage answered neither an image id nor errors"
+    digest = str(md.get("Hash") or "")
+    project, sep, tail = image_id.rpartition(":")
+    if not sep or not project or tail != digest:
+        return (f"createImage answered the image id {api_one_line(image_id, 120)!r}, which is not "
+                f"<project>:{digest} (this image's md5)")
+    if "/" in image_id or not image_id.isprintable() or len(image_id.encode()) > MAX_IMAGE_ID_BYTES:
+        return f"createImage answered the image id {api_one_line(image_id, 120)!r}, which cannot name a key"
+    return None
 
 
 def summarize(outcomes: list[Outcome]) -> dict[str, Any]:
