@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -153,7 +154,7 @@ class Ingestor:
             # every arrival waits in the parking lot, whatever brought it (the Lambda or this CLI)
             return [self._park(src, key, delete_source, batch)]
         if kind == "batch":
-            return self._batch(src, key, delete_source)
+            return self._batch(src, key, delete_source, batch)
         return [self._image(src, key, delete_source, batch)]
 
     # --- maintenance ------------------------------------------------------------------------------
@@ -173,10 +174,14 @@ class Ingestor:
         return out
 
     # --- bulk uploads -----------------------------------------------------------------------------
-    def _batch(self, src: Store, key: str, delete_source: bool) -> list[Outcome]:
+    def _batch(self, src: Store, key: str, delete_source: bool, batch: str | None = None) -> list[Outcome]:
         from animl_ingest_cli.batches import submit_batch_job
 
-        batch = keys.batch_id(key)
+        batch = batch or keys.batch_id(key)
+        if batch is None and self.ctx.is_local and not delete_source:
+            # a zip of the user's on the local stage: a bulk upload needs a batch id (the frontend
+            # makes one in Animl); this one is new, and the outcome names it
+            batch = f"batch-{uuid.uuid4()}"
         out = Outcome(src.uri(key), key, BATCH_SUBMITTED)
         if batch is None:
             out.outcome, out.reason = SKIPPED, "zip not named batch-<uuid>.zip"
@@ -224,7 +229,7 @@ class Ingestor:
             out.outcome, out.reason = PARKED, "maintenance mode"
             return [out, *results]
         ingestion = self.ctx.store("ingestion")
-        out.reason = f"unpacked {len(r.written)} images locally"
+        out.reason = f"unpacked {len(r.written)} images locally as {batch}"
         out.destinations.extend(ingestion.uri(k) for k in r.written)
         for target in r.written:
             if ingestion.head(target) is not None:  # an earlier run may have processed it already

@@ -162,9 +162,6 @@ class Target:
             return False
         return True
 
-    def put_new_parts(self, key: str, fh: Any, content_type: str, crc: int) -> bool:
-        return self.put_new(key, fh.read(), content_type, crc)
-
     def head(self, key: str) -> tuple[int, str] | None:
         """(size, CRC metadata) of what is at the key, None when nothing is."""
         info = self.store.head(key)
@@ -192,7 +189,8 @@ class Target:
 
 
 class S3Target(Target):
-    """S3: large entries in parts, `If-None-Match: *` on CompleteMultipartUpload."""
+    """S3: large entries in parts (elsewhere an entry is one write of at most MAX_ENTRY_BYTES),
+    `If-None-Match: *` on CompleteMultipartUpload."""
 
     def __init__(self, store: S3Store) -> None:
         super().__init__(store)
@@ -495,9 +493,12 @@ class BatchJob:
                     e = pending.pop(f)
                     try:
                         how = f.result()
-                    except (AnimlError, zipfile.BadZipFile, EOFError, OSError,
-                            NotImplementedError, ValueError, zlib.error) as exc:
-                        r.failed.append((e, one_line(getattr(exc, "message", None) or str(exc))))
+                    except AnimlError as exc:
+                        r.failed.append((e, one_line(exc.message)))
+                        continue
+                    except (zipfile.BadZipFile, EOFError, OSError, NotImplementedError, ValueError,
+                            zlib.error) as exc:
+                        r.failed.append((e, one_line(f"corrupt zip entry {e.name}: {exc}")))
                         continue
                     if how == "present":
                         r.present += 1
@@ -558,7 +559,7 @@ class BatchJob:
         key = f"{self.batch}/{e.path}"
         ctype = keys.content_type_for(key)
         with zf.open(info) as data:
-            if e.size <= SMALL_BYTES:
+            if e.size <= SMALL_BYTES or not isinstance(self.target, S3Target):
                 # a bounded read: zipfile's read() of a lying entry would inflate all of it first
                 body = data.read(e.size + 1)
                 if len(body) != e.size:
