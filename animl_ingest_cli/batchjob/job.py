@@ -48,7 +48,7 @@ from animl_ingest_cli.api import Api, one_line
 from animl_ingest_cli.aws import AWS_ERRORS, error_code, translated
 from animl_ingest_cli.batchjob import entries as ent
 from animl_ingest_cli.batchjob.stack import DEFAULT_POLL, DEFAULT_TIMEOUT, StackFailed, ensure_stack
-from animl_ingest_cli.batchjob.zipread import Pinned, ReadStats, S3RangeReader
+from animl_ingest_cli.batchjob.zipread import TAIL_BYTES, Pinned, ReadStats, S3RangeReader
 from animl_ingest_cli.context import StageContext
 from animl_ingest_cli.errors import (
     EXIT_INTERRUPTED,
@@ -379,8 +379,8 @@ class BatchJob:
             infos = master.infolist()
             if len(infos) > ent.MAX_ENTRIES:
                 raise InputError(f"zip has too many entries ({len(infos)}, limit {ent.MAX_ENTRIES})")
-            if len(infos) > 1000:  # every worker reads the central directory: read it once
-                self._pin_from(master.start_dir, size, etag)
+            if master.start_dir < size - TAIL_BYTES:  # every worker reads the central directory:
+                self._pin_from(master.start_dir, size, etag)  # one GET, shared, when the tail misses it
         except AnimlError as exc:
             self._close_all()
             raise self._fail(exc.message) from None
