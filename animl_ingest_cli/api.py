@@ -22,7 +22,8 @@ from typing import Any, Generic, Protocol, TypeVar
 import requests
 import urllib3
 
-from animl_ingest_cli import redact
+from animl_ingest_cli import keys, redact
+from animl_ingest_cli.context import usable_api_key
 from animl_ingest_cli.errors import ApiError, ConfigError
 
 log = logging.getLogger(__name__)
@@ -150,10 +151,10 @@ _ERRNO = re.compile(r"\[Errno -?\d+\] [^'\")\]]+")
 def _transport_text(exc: requests.RequestException) -> str:
     """A stable text for a transport error (no object addresses: it may name a dead-letter folder)."""
     if isinstance(exc, requests.Timeout):
-        return "animl-api timed out"
+        return keys.API_TIMEOUT_TEXT
     found = _ERRNO.search(str(exc))
     reason = found.group(0).strip() if found else type(exc).__name__
-    return one_line(f"animl-api unreachable: {reason}")
+    return one_line(f"{keys.API_UNREACHABLE_TEXT}: {reason}")
 
 
 def _json_default(value: Any) -> Any:
@@ -180,9 +181,8 @@ class GraphQLApi:
             raise ConfigError("no API URL given")
         if not api_key:
             raise ConfigError("no API key given")
-        redact.register(api_key)
         self.url = url
-        self._api_key = api_key
+        self._api_key = usable_api_key(api_key, "given")
         self.timeout = timeout
         self.time_left = time_left
         self.max_attempts = max(1, max_attempts)

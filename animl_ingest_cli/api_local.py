@@ -24,6 +24,7 @@ from typing import Any
 from animl_ingest_cli.api import ImageAttempt, PerThread
 from animl_ingest_cli.api_rules import check_md, duplicate_text, normalise_md
 from animl_ingest_cli.errors import ApiError, StoreError
+from animl_ingest_cli.stores import NO_SPACE
 
 DEFAULT_PROJECT = "default_project"
 BUSY_TIMEOUT_MS = 30_000
@@ -99,10 +100,13 @@ class LocalApi:
         conn.execute("BEGIN IMMEDIATE")
         try:
             yield conn
+            conn.execute("COMMIT")  # a COMMIT that fails (a full disk) rolls back too: never left open
         except BaseException:
-            conn.execute("ROLLBACK")
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass  # SQLite rolled back already
             raise
-        conn.execute("COMMIT")
 
     def close(self) -> None:
         """Close every connection this object opened (call once no thread uses it any more)."""
@@ -130,10 +134,8 @@ class LocalApi:
 
     def create_image_record(self, md: dict[str, Any]) -> AttemptRecord:
         """createImage with animl-api's answer shape (used by the stand-in server)."""
-        try:
+        with catalog_errors(self.path):
             return self._create_image(md)
-        except sqlite3.Error as exc:
-            raise ApiError(f"local catalog: {exc}", transient=True) from None
 
     def _create_image(self, md: dict[str, Any]) -> AttemptRecord:
         if not isinstance(md, dict):
@@ -183,7 +185,7 @@ class LocalApi:
         self.create_image_error_record(error, image, batch)
 
     def create_image_error_record(self, error: str, image: str, batch: str | None) -> dict[str, Any]:
-        with self._tx() as c:
+        with catalog_errors(self.path), self._tx() as c:
             return self._insert_image_error(c, error, image, batch, None)
 
     @staticmethod
@@ -203,7 +205,7 @@ class LocalApi:
         batch_id = fields.get("_id")
         if not batch_id:
             raise ApiError("updateBatch needs the batch _id")
-        with self._tx() as c:
+        with catalog_errors(self.path), self._tx() as c:
             row = c.execute("SELECT fields, override_serial FROM batches WHERE _id = ?",
                             (batch_id,)).fetchone()
             merged = json.loads(row["fields"]) if row else {}
@@ -221,7 +223,7 @@ class LocalApi:
 
     def create_batch_error_record(self, error: str, batch: str) -> dict[str, Any]:
         record = {"_id": str(uuid.uuid4()), "batch": batch, "error": error, "created": now_iso()}
-        with self._tx() as c:
+        with catalog_errors(self.path), self._tx() as c:
             c.execute("INSERT INTO batch_errors (_id, batch, error, created) "
                       "VALUES (:_id, :batch, :error, :created)", record)
         return record
@@ -248,6 +250,18 @@ class LocalApi:
 
     def cameras(self) -> list[dict[str, Any]]:
         return self._rows("SELECT * FROM cameras ORDER BY rowid")
+
+
+@contextmanager
+def catalog_errors(path: Path) -> Iterator[None]:
+    """SQLite's errors as the Api's: a full disk is a StoreError with code NO_SPACE (it fails the
+    item, a rerun finishes it), anything else a transient ApiError, as an unreachable API is."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "is full" in str(exc):
+            raise StoreError(f"local catalog {path}: no space left on device", code=NO_SPACE) from None
+        raise ApiError(f"local catalog: {exc}", transient=True) from None
 
 
 def _statements(script: str) -> list[str]:

@@ -10,6 +10,7 @@ came from.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +28,22 @@ def maintenance_flag(value: str | None) -> bool:
     """What the maintenance parameter means, as the ingest function obeys it: the String `true` (any
     case, spaces ignored) is on; anything else, or a missing parameter (None), is off."""
     return value is not None and value.strip().lower() == "true"
+
+
+# S3's bucket naming rules (3-63 characters; lower-case letters, digits, dots, hyphens; a letter or a
+# digit at each end; no two dots in a row). The local stage keeps each bucket in a folder of that name,
+# so a name that passes can never point outside ANIML_LOCAL_DIR.
+_BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+
+def is_bucket_name(name: object) -> bool:
+    return isinstance(name, str) and bool(_BUCKET_NAME.match(name)) and ".." not in name
+
+
+def is_prod_bucket(name: str) -> bool:
+    """A bucket of the prod stage, as far as a name tells: every prod bucket Animl makes (the defaults
+    `animl-images-<kind>-prod` and the stack's) ends in `-prod`."""
+    return name.endswith("-prod")
 
 
 def check_stage(stage: str | None) -> str:

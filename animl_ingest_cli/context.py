@@ -26,10 +26,11 @@ from animl_ingest_cli.config import (
     MAINTENANCE_CACHE_SECONDS,
     Names,
     check_stage,
+    is_bucket_name,
     local_dir,
     maintenance_flag,
 )
-from animl_ingest_cli.errors import ConfigError, NotFound
+from animl_ingest_cli.errors import ConfigError, InputError, NotFound
 from animl_ingest_cli.params import LocalParams, Params, SsmParams
 from animl_ingest_cli.stores import LocalStore, S3Store, Store
 
@@ -93,6 +94,10 @@ class StageContext:
         out = {}
         for kind in BUCKET_KINDS:
             p = found.get(names.bucket_param(kind))
+            if p is not None and not is_bucket_name(p.value):
+                where = "parameters.json in ANIML_LOCAL_DIR" if self.is_local else "SSM"
+                raise ConfigError(f"parameter {p.name} ({where}) is {p.value!r}, which is not a bucket "
+                                  f"name (3-63 characters: a-z, 0-9, '.', '-')")
             out[kind] = (Resolved(p.value, "ssm", p.name) if p else
                          Resolved(names.default_bucket(kind), "default", names.bucket_param(kind)))
         with self._lock:
@@ -108,6 +113,10 @@ class StageContext:
         return self.store_for_bucket(self.bucket(kind))
 
     def store_for_bucket(self, bucket: str) -> Store:
+        """The bucket's store. Only a valid bucket name is one (the local stage keeps each bucket in
+        a folder of its name under ANIML_LOCAL_DIR: a name such as `../../x` would leave it)."""
+        if not is_bucket_name(bucket):
+            raise InputError(f"{bucket!r} is not a bucket name (3-63 characters: a-z, 0-9, '.', '-')")
         if self.is_local:
             assert self.local_root is not None
             return LocalStore(self.bucket_dir(bucket), bucket=bucket,
@@ -152,9 +161,7 @@ class StageContext:
         source = self.api_key_source()
         if source.source == "env":
             assert source.where is not None
-            key = os.environ[source.where]
-            redact.register(key)
-            return key
+            return usable_api_key(os.environ[source.where], f"env {source.where}")
         secret = self.names.api_secret
         try:
             # botocore's DEBUG records would print the response body
@@ -170,8 +177,7 @@ class StageContext:
         found = doc.get("apikey") if isinstance(doc, dict) else None
         if not isinstance(found, str) or not found:
             raise ConfigError(f"secret {secret} has no field apikey")
-        redact.register(found)
-        return found
+        return usable_api_key(found, f"secret {secret}")
 
     def api(self, time_left: Callable[[], float] | None = None) -> Api:
         """The stage's API: the embedded catalog for `local`, else animl-api at `/api/url-<stage>`
@@ -210,3 +216,22 @@ def open_stage(stage: str | None = None, client_factory: Callable[[str], Any] | 
         client_factory = aws.client if connections is None else functools.partial(
             aws.client, max_pool_connections=connections)
     return StageContext(name, client_factory, root)
+
+
+def usable_api_key(key: str, where: str) -> str:
+    """The key as it is sent, checked once before any image (registered for redaction first).
+
+    Whitespace around it (a trailing newline from `echo` or a pasted secret) is taken off: an HTTP
+    header value cannot begin or end with whitespace (RFC 9110 section 5.5: it is not part of the
+    value), so the key with it could never have been sent, and no API Gateway key has any. A key
+    with any other character outside visible ASCII (a control character, a non-Latin-1 or accented
+    letter) cannot be a key either: it is refused, instead of failing every image one at a time."""
+    redact.register(key)
+    stripped = key.strip()
+    if not stripped:
+        raise ConfigError(f"the API key ({where}) is empty")
+    for i, ch in enumerate(stripped, 1):
+        if not 0x21 <= ord(ch) <= 0x7E:
+            raise ConfigError(f"the API key ({where}) cannot be sent in an HTTP header: character {i} "
+                              f"of {len(stripped)} is not visible ASCII; check the key")
+    return stripped

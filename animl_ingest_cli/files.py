@@ -56,13 +56,17 @@ def _walk(roots: list[Path], wanted: frozenset[str] | None) -> Iterator[Path]:
                     yield Path(folder) / name
 
 
-def atomic_write(path: Path, data: bytes | str, *, prefix: str = ".tmp-", fsync: bool = False) -> None:
+def atomic_write(path: Path, data: bytes | str, *, prefix: str = ".tmp-", fsync: bool = False,
+                 tmp_dir: Path | None = None) -> None:
     """Write `path` so that it holds either its old content or all of `data`, never a part: a temporary
-    file beside it (named `prefix...`), then a rename over it. The temporary file is removed when
-    anything fails, Ctrl-C included. `fsync`: the bytes are on disk before the rename (a power cut
-    cannot leave an empty file). Text is written as UTF-8."""
+    file beside it (named `prefix...`; in `tmp_dir` instead when given, on the same file system),
+    then a rename over it. The temporary file is removed when anything fails, Ctrl-C included.
+    `fsync`: the bytes are on disk before the rename (a power cut cannot leave an empty file). Text
+    is written as UTF-8."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=prefix)
+    if tmp_dir is not None:
+        tmp_dir.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=tmp_dir or path.parent, prefix=prefix)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data.encode("utf-8") if isinstance(data, str) else data)

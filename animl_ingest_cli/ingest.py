@@ -17,14 +17,16 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from animl_ingest_cli import keys
-from animl_ingest_cli.api import Api
+from animl_ingest_cli.api import Api, ImageAttempt
+from animl_ingest_cli.api import one_line as api_one_line
 from animl_ingest_cli.api_rules import TOO_LARGE, check_md, is_duplicate
 from animl_ingest_cli.context import StageContext
 from animl_ingest_cli.errors import AnimlError, ApiError, ImageError, StoreError
 from animl_ingest_cli.images import decode_cost_error, make_thumbnails
 from animl_ingest_cli.limits import quote_meta
 from animl_ingest_cli.metadata import read_metadata
-from animl_ingest_cli.stores import MAX_OBJECT_BYTES, S3Store, Store, TooLarge
+from animl_ingest_cli.redact import redact
+from animl_ingest_cli.stores import MAX_OBJECT_BYTES, NO_SPACE, S3Store, Store, TooLarge
 
 log = logging.getLogger("animl_ingest")
 
@@ -33,6 +35,7 @@ SERVED, DEAD_LETTERED, PARKED, BATCH_SUBMITTED, SKIPPED, FAILED = (
 OUTCOMES = (SERVED, DEAD_LETTERED, PARKED, BATCH_SUBMITTED, SKIPPED, FAILED)
 S3_METADATA_LIMIT = 2048  # bytes of user metadata (keys + values) S3 accepts
 MAX_DEAD_LETTER_ATTEMPTS = 1000
+MAX_IMAGE_ID_BYTES = 256  # an image id names serving and dead-letter keys: a sane id is far shorter
 
 
 @dataclass
@@ -122,6 +125,12 @@ class Ingestor:
                     self._api = self.ctx.api(time_left=self.time_left)
         return self._api
 
+    def ready(self) -> None:
+        """Make the API client now, when the run will need it: a key that cannot be sent or a
+        missing API URL is then one error before the first image, not one failure per image."""
+        if not self.dry_run and not self.ctx.maintenance_on():
+            _ = self.api
+
     # --- entry point ------------------------------------------------------------------------------
     def process(self, src: Store, key: str, *, delete_source: bool,
                 batch: str | None = None) -> list[Outcome]:
@@ -163,7 +172,10 @@ class Ingestor:
         a file or zip entry under the key unpark should give it in the ingestion bucket."""
         lot = self.ctx.store("parkinglot")
         out = Outcome(src.uri(key), key, PARKED, reason="maintenance mode")
-        target = key if src.is_bucket else self._origin(src, key, batch)[1]
+        target = keys.park_key(key if src.is_bucket else self._origin(src, key, batch)[1])
+        if target != key:
+            out.reason = (f"maintenance mode; parked as {target}: its key starts with a prefix this "
+                          f"tool reserves ({', '.join(keys.RESERVED_PREFIXES)}), unpark restores it")
         try:
             lot.copy_from(src, key, target, content_type=keys.content_type_for(key))
         except StoreError as exc:
@@ -297,8 +309,13 @@ class Ingestor:
         try:
             attempt = self.api.create_image(md)
         except ApiError as exc:
-            # Unreachable, failing or refusing API: dead-letter under the error text, UNKNOWN_ID.
-            return self._dead_letter(src, key, md, data, [exc.message], None, out, delete_source)
+            # Unreachable, failing or refusing API: dead-letter under the error's kind, UNKNOWN_ID.
+            return self._dead_letter(src, key, md, data, [exc.message], None, out, delete_source,
+                                     folder=keys.dead_letter_folder([exc.message], unknown=keys.API_ERROR))
+        wrong = invalid_answer(attempt, md)
+        if wrong:
+            return self._dead_letter(src, key, md, data, [wrong], None, out, delete_source,
+                                     folder=keys.INVALID_API_ANSWER)
         out.image_id = attempt.image_id
         if attempt.errors:
             if attempt.image_id and is_duplicate(attempt.errors):
@@ -307,12 +324,20 @@ class Ingestor:
                     self._delete_source(src, key, out, delete_source)
                     return out
             return self._dead_letter(src, key, md, data, attempt.errors, attempt.image_id, out, delete_source)
-        assert attempt.image_id, "createImage succeeded without an image id"
+        assert attempt.image_id  # invalid_answer refuses a success without an id
         try:
             self._serve(src, key, data, md, attempt.image_id, out)
-        except (StoreError, ImageError) as exc:
+        except StoreError as exc:
+            if exc.code == NO_SPACE:  # the disk, not the image: a rerun serves it (nothing dead-lettered)
+                out.outcome, out.error, out.complete = FAILED, f"{exc.message}; left where it is", False
+                return out
             self._report_image_error(exc.message, attempt.image_id, md.get("batchId"))
-            return self._dead_letter(src, key, md, data, [exc.message], attempt.image_id, out, delete_source)
+            return self._dead_letter(src, key, md, data, [exc.message], attempt.image_id, out, delete_source,
+                                     folder=keys.STORAGE_ERROR)
+        except ImageError as exc:
+            self._report_image_error(exc.message, attempt.image_id, md.get("batchId"))
+            return self._dead_letter(src, key, md, data, [exc.message], attempt.image_id, out, delete_source,
+                                     folder=keys.dead_letter_folder([exc.message], unknown=keys.IMAGE_ERROR))
         self._delete_source(src, key, out, delete_source)
         return out
 
@@ -412,11 +437,16 @@ class Ingestor:
             log.warning("createImageError for %s failed: %s", image_id, exc.message)
 
     def _dead_letter(self, src: Store, key: str, md: dict[str, Any], data: bytes, errors: list[str],
-                     image_id: str | None, out: Outcome, delete_source: bool) -> Outcome:
+                     image_id: str | None, out: Outcome, delete_source: bool,
+                     folder: str | None = None) -> Outcome:
+        """The folder is from the closed vocabulary (keys.DEAD_LETTER_FOLDERS); the error texts
+        themselves go into the `error` metadata and the outcome's `error`."""
         dlb = self.ctx.store("dead-letter")
-        folder = keys.dead_letter_folder(errors)
-        error_text = "; ".join(errors)
+        folder = folder or keys.dead_letter_folder(errors)
+        error_text = redact("; ".join(errors))
         out.outcome, out.reason, out.image_id = DEAD_LETTERED, folder, image_id
+        if error_text and error_text != folder:
+            out.error = api_one_line(error_text)
         origin_bucket, origin_key = self._origin(src, key, md.get("batchId"))
         meta = dead_letter_metadata(origin_bucket, origin_key, error_text, image_id, md.get("batchId"))
         ctype = md.get("MIMEType") or keys.content_type_for(key)
@@ -463,6 +493,24 @@ class Ingestor:
         except StoreError as exc:
             out.complete = False
             out.error = f"copied, but the source was not deleted: {exc.message}"
+
+
+def invalid_answer(attempt: ImageAttempt, md: dict[str, Any]) -> str | None:
+    """Why a createImage answer cannot be this image's, or None. animl-api's image id is
+    `<projectId>:<md5 of the bytes>`: an id of another hash (the same id for different images), a
+    success without an id, or an id that cannot name a key would file the image under another's
+    serving copies, or lose it."""
+    image_id = attempt.image_id
+    if image_id is None:
+        return None if attempt.errors else "createImage answered neither an image id nor errors"
+    digest = str(md.get("Hash") or "")
+    project, sep, tail = image_id.rpartition(":")
+    if not sep or not project or tail != digest:
+        return (f"createImage answered the image id {api_one_line(image_id, 120)!r}, which is not "
+                f"<project>:{digest} (this image's md5)")
+    if "/" in image_id or not image_id.isprintable() or len(image_id.encode()) > MAX_IMAGE_ID_BYTES:
+        return f"createImage answered the image id {api_one_line(image_id, 120)!r}, which cannot name a key"
+    return None
 
 
 def summarize(outcomes: list[Outcome]) -> dict[str, Any]:

@@ -6,7 +6,7 @@ import posixpath
 import re
 import urllib.parse
 
-from animl_ingest_cli.api_rules import is_duplicate
+from animl_ingest_cli.api_rules import TOO_LARGE, UNKNOWN_DATE, UNKNOWN_SERIAL, is_duplicate
 from animl_ingest_cli.limits import decode_meta
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
@@ -16,7 +16,6 @@ BATCH_ID_RE = re.compile(rf"^batch-{_UUID}$")
 _BATCH_PREFIX_RE = re.compile(rf"^(batch-{_UUID})(?=/|\.zip$)")
 SERVING_SIZES = ("original", "medium", "small")
 UNKNOWN_ID = "UNKNOWN_ID"
-MAX_FOLDER_BYTES = 200  # an error text as a folder name stays well inside S3's 1024-byte key limit
 
 # The S3 user metadata the ingest writes (docs/animl.md), values percent-encoded (limits.quote_meta).
 # A dead letter names where it came from (what a redrive sends it back to) and why it is there:
@@ -69,26 +68,57 @@ def serving_keys(image_id: str, extension: str) -> dict[str, str]:
     return {size: serving_key(size, image_id, extension) for size in SERVING_SIZES}
 
 
-def dead_letter_folder(errors: list[str]) -> str:
-    """The dead-letter folder for a list of error texts, in the contract's order (docs/animl.md, Keys)."""
+# --- dead-letter folders: a closed vocabulary ---------------------------------------------------------
+# The folder says what kind of failure it was; the failure's own text (which may name keys, buckets or
+# whatever a server answered) goes into the dead letter's `error` metadata, never into its key.
+# animl-api's validation errors, under the names Node-era dead-letter buckets already hold:
+# (UNKNOWN_SERIAL, UNKNOWN_DATE, TOO_LARGE: from api_rules, the one home of animl-api's rules)
+# API Gateway's fixed answers in front of animl-api (its 403 for a bad key, its 5xx texts):
+FORBIDDEN = "Forbidden"
+GATEWAY_ANSWERS = (FORBIDDEN, "Internal server error", "Endpoint request timed out",
+                   "Service Unavailable", "Too Many Requests")
+# CONTRACT.md's codes:
+DUPLICATE_IMAGE = "DUPLICATE_IMAGE"      # an E11000 duplicate key
+MULTIPLE_ERRORS = "MULTIPLE_ERRORS"      # more than one error
+CORRUPTED_IMAGE_FILE = "CORRUPTED_IMAGE_FILE"  # any error text mentioning "corrupt"
+UNKNOWN_ERROR = "UNKNOWN_ERROR"          # an empty error, or one of no kind listed here
+# This project's own:
+API_TIMEOUT = "API_TIMEOUT"              # animl-api did not answer in time, after the retries
+API_UNREACHABLE = "API_UNREACHABLE"      # no connection to animl-api, after the retries
+API_ERROR = "API_ERROR"                  # any other error answer from animl-api (4xx/5xx body, GraphQL)
+INVALID_API_ANSWER = "INVALID_API_ANSWER"  # createImage answered an _id that is not this image's
+STORAGE_ERROR = "STORAGE_ERROR"          # the serving copies could not be written
+IMAGE_ERROR = "IMAGE_ERROR"              # the image could not be resized (not a "corrupt" one)
+DEAD_LETTER_FOLDERS = (UNKNOWN_SERIAL, UNKNOWN_DATE, TOO_LARGE, *GATEWAY_ANSWERS, DUPLICATE_IMAGE,
+                       MULTIPLE_ERRORS, CORRUPTED_IMAGE_FILE, UNKNOWN_ERROR, API_TIMEOUT, API_UNREACHABLE,
+                       API_ERROR, INVALID_API_ANSWER, STORAGE_ERROR, IMAGE_ERROR)
+# What this project's API client says, as the texts begin (animl_ingest_cli.api makes them):
+API_TIMEOUT_TEXT = "animl-api timed out"
+API_UNREACHABLE_TEXT = "animl-api unreachable"
+_OWN_TEXTS = ((API_TIMEOUT_TEXT, API_TIMEOUT), (API_UNREACHABLE_TEXT, API_UNREACHABLE))
+
+
+def dead_letter_folder(errors: list[str], unknown: str = UNKNOWN_ERROR) -> str:
+    """The dead-letter folder for a list of error texts, in CONTRACT.md's order, always one of
+    DEAD_LETTER_FOLDERS. `unknown` is the folder for a single text of no listed kind (API_ERROR for
+    an error answer from the API, UNKNOWN_ERROR for a validation error it gave that we do not know)."""
+    if unknown not in DEAD_LETTER_FOLDERS:
+        raise ValueError(f"not a dead-letter folder: {unknown!r}")
     if is_duplicate(errors):
-        folder = "DUPLICATE_IMAGE"
-    elif len(errors) > 1:
-        folder = "MULTIPLE_ERRORS"
-    else:
-        text = errors[0] if errors else ""
-        if "corrupt" in text.lower():
-            folder = "CORRUPTED_IMAGE_FILE"
-        elif not text.strip():
-            folder = "UNKNOWN_ERROR"
-        else:
-            folder = text
-    # FIX: no nested folders; one line; bounded length.
-    folder = " ".join(folder.replace("/", "_").split())
-    raw = folder.encode("utf-8")
-    if len(raw) > MAX_FOLDER_BYTES:
-        folder = raw[:MAX_FOLDER_BYTES].decode("utf-8", errors="ignore").rstrip()
-    return folder or "UNKNOWN_ERROR"
+        return DUPLICATE_IMAGE
+    if len(errors) > 1:
+        return MULTIPLE_ERRORS
+    text = " ".join((errors[0] if errors else "").split())
+    if not text:
+        return UNKNOWN_ERROR
+    if text in DEAD_LETTER_FOLDERS:
+        return text
+    if "corrupt" in text.lower():
+        return CORRUPTED_IMAGE_FILE
+    for start, folder in _OWN_TEXTS:
+        if text.startswith(start):
+            return folder
+    return unknown
 
 
 def dead_letter_key(folder: str, image_id: str | None, name: str, attempt: int = 1) -> str:
@@ -97,6 +127,32 @@ def dead_letter_key(folder: str, image_id: str | None, name: str, attempt: int =
         stem, ext = posixpath.splitext(name)
         name = f"{stem}-{attempt}{ext}"
     return f"{folder}/{image_id or UNKNOWN_ID}/{name}"
+
+
+# --- keys the tool writes for itself ------------------------------------------------------------------
+# Prefixes under which this tool keeps its own objects in a bucket (the move engine's staging area).
+# Nothing a user or a camera uploads may land there: in the parking lot (the one bucket whose keys are
+# the user's own, copied from the ingestion bucket) a key that starts with a reserved prefix, or with
+# the escape prefix itself, is stored under ESCAPE_PREFIX + key, and unpark takes exactly one
+# ESCAPE_PREFIX off again. Dead-letter keys cannot collide: they start with a folder of the closed
+# vocabulary above.
+STAGING_PREFIX = ".animl-moving/"
+ESCAPE_PREFIX = ".animl-key/"
+RESERVED_PREFIXES = (STAGING_PREFIX, ESCAPE_PREFIX)
+
+
+def is_reserved(key: str) -> bool:
+    return key.startswith(RESERVED_PREFIXES)
+
+
+def park_key(key: str) -> str:
+    """The parking-lot key for an ingestion key: the same key, escaped when it is a reserved one."""
+    return ESCAPE_PREFIX + key if is_reserved(key) else key
+
+
+def unpark_key(parked: str) -> str:
+    """The ingestion key a parking-lot key goes back to (the inverse of `park_key`)."""
+    return parked[len(ESCAPE_PREFIX):] if parked.startswith(ESCAPE_PREFIX) else parked
 
 
 def content_type_for(key: str) -> str:

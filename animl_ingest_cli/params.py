@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from animl_ingest_cli.aws import translated
-from animl_ingest_cli.errors import StoreError
+from animl_ingest_cli.errors import ConfigError
 from animl_ingest_cli.files import atomic_write
 
 
@@ -60,12 +60,39 @@ class LocalParams:
         self.path = path
 
     def _load(self) -> dict[str, dict[str, str]]:
+        """The file's parameters, checked: a file an operator edited by hand fails with one message
+        saying what is wrong where, never a KeyError half-way through a command."""
         try:
-            return json.loads(self.path.read_text(encoding="utf-8"))
+            text = self.path.read_text(encoding="utf-8")
         except FileNotFoundError:
             return {}
-        except (OSError, ValueError) as exc:
-            raise StoreError(f"cannot read local parameters {self.path}: {exc}") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cannot read the local parameters {self.path}: "
+                              f"{getattr(exc, 'strerror', None) or exc}") from None
+        fix = "fix it, or delete it to go back to the default names"
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            where = (f" (line {exc.lineno}, column {exc.colno})"
+                     if isinstance(exc, json.JSONDecodeError) else "")
+            raise ConfigError(f"the local parameters {self.path} are not valid JSON{where}: {fix}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"the local parameters {self.path} must be a JSON object "
+                              f'{{"<name>": {{"value": "<text>"}}, ...}}: {fix}')
+        for name, item in data.items():
+            value = item.get("value") if isinstance(item, dict) else None
+            modified = item.get("modified") if isinstance(item, dict) else None
+            ok = isinstance(value, str) and (modified is None or isinstance(modified, str))
+            if ok and modified:
+                try:
+                    dt.datetime.fromisoformat(modified)
+                except ValueError:
+                    ok = False
+            if not ok:
+                shown = json.dumps(item, ensure_ascii=False)[:80]
+                raise ConfigError(f'the local parameters {self.path}: {name!r} must be {{"value": '
+                                  f'"<text>", "modified": "<ISO time>"}}, not {shown}: {fix}')
+        return data
 
     def get(self, name: str) -> Parameter | None:
         return self.get_many([name]).get(name)

@@ -9,6 +9,7 @@ the debug records made by the thread that reads it, while it reads it, are blank
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,23 +17,41 @@ from typing import Any
 
 _lock = threading.Lock()
 _secrets: set[str] = set()
+_short: re.Pattern[str] | None = None
 _local = threading.local()
 _installed = False
 HIDDEN = "(debug record hidden: a secret was being read)"
+MASK = "***"
+# Every secret is registered, whatever its length. One of SHORT characters or more is scrubbed
+# wherever it appears. A shorter one (an API key of "abc" is legal, if unwise) is scrubbed where it
+# stands alone, not inside a longer word: "abc" inside "tabcard.jpg" reveals nothing (nobody can
+# tell it is the key), while scrubbing it there would mangle every message; an echo of the key (a
+# header, "invalid key abc", key=abc) has it standing alone and is scrubbed.
+SHORT = 8
 
 
 def register(secret: str | None) -> None:
-    if secret and len(secret) >= 4:
-        with _lock:
-            _secrets.add(secret)
-        _install()
+    """Scrub `secret` from every text from now on (and its stripped form: a key read with a
+    trailing newline is sent without it)."""
+    if not secret:
+        return
+    global _short
+    with _lock:
+        _secrets.update(s for s in (secret, secret.strip()) if s)
+        short = sorted((s for s in _secrets if len(s) < SHORT), key=len, reverse=True)
+        _short = re.compile("|".join(rf"(?<![^\W_]){re.escape(s)}(?![^\W_])" for s in short)) \
+            if short else None
+    _install()
 
 
 def redact(text: str) -> str:
     with _lock:
-        secrets = sorted(_secrets, key=len, reverse=True)
+        secrets = sorted((s for s in _secrets if len(s) >= SHORT), key=len, reverse=True)
+        short = _short
     for s in secrets:
-        text = text.replace(s, "***")
+        text = text.replace(s, MASK)
+    if short is not None:
+        text = short.sub(MASK, text)
     return text
 
 

@@ -59,6 +59,44 @@ def parse_sources(sources: list[str], batch: str | None = None) -> list[SourceSp
     return specs
 
 
+# The stage's own output buckets are not sources: ingesting one copies each of its objects into the
+# stage's buckets again (a dead-letter bucket grows by its own size at every run). Each has its command.
+_NOT_SOURCES = {
+    "dead-letter": ("ingesting it would dead-letter its objects a second time",
+                    "to send them back, use 'animl-ingest deadletter redrive --error FOLDER --stage {stage}' "
+                    "(the folders: 'animl-ingest deadletter list --stage {stage}')"),
+    "parkinglot": ("ingesting it would leave every object parked as well as ingested",
+                   "to ingest what was parked, use 'animl-ingest unpark --stage {stage}'"),
+    "serving": ("its images are served already", "there is nothing to ingest there"),
+}
+
+
+def refuse_stage_outputs(ctx: StageContext, specs: list[SourceSpec]) -> None:
+    """InputError when a source is the stage's own dead-letter, serving or parking-lot bucket (or, on
+    the local stage, a folder inside or around one), with a pointer to the right command."""
+    if not ctx.is_local and all(spec.kind != "s3" for spec in specs):
+        return  # files and folders of an AWS stage: no bucket names needed (nor AWS asked)
+    buckets = {kind: ctx.bucket(kind) for kind in _NOT_SOURCES}
+    folders = {}
+    if ctx.is_local and ctx.local_root is not None:
+        folders = {kind: (ctx.local_root / "buckets" / name).resolve() for kind, name in buckets.items()}
+    for spec in specs:
+        for kind, name in buckets.items():
+            what = f"is {ctx.stage}'s {kind} bucket"
+            if spec.kind == "s3":
+                hit = spec.bucket == name
+            elif spec.path is not None and kind in folders:
+                path, folder = spec.path.resolve(), folders[kind]
+                hit = path == folder or folder in path.parents
+                if path in folder.parents:
+                    hit, what = True, f"holds {ctx.stage}'s {kind} bucket"
+            else:
+                hit = False
+            if hit:
+                why, pointer = _NOT_SOURCES[kind]
+                raise InputError(f"{spec.text} {what}: {why}; {pointer.format(stage=ctx.stage)}")
+
+
 def _zip_items(path: Path, batch: str | None) -> Iterator[WorkItem]:
     # Not closed here: its entries are still being read by the workers after the listing moves on;
     # the file closes when the last work item referring to it is gone.

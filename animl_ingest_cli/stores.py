@@ -19,6 +19,7 @@ answers, atomically, under a lock file shared by every process on the machine.
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import hashlib
 import json
 import mimetypes
@@ -38,6 +39,8 @@ __all__ = ["Blob", "Conflict", "LocalStore", "ObjectInfo", "S3Store", "Store", "
 
 DELETE_BATCH = 1000  # DeleteObjects takes at most 1000 keys
 MAX_OBJECT_BYTES = 64 * 1024 * 1024  # the most the ingest reads into memory for one object
+NO_SPACE = "NoSpace"  # StoreError.code: the local stage's file system is full (ENOSPC, EDQUOT)
+_NO_SPACE_ERRNOS = {errno.ENOSPC, errno.EDQUOT}
 
 
 @dataclass
@@ -302,9 +305,15 @@ class LocalStore:
         except (OSError, ValueError):
             return None
 
-    @staticmethod
-    def _atomic_write(path: Path, data: bytes) -> None:
-        atomic_write(path, data, prefix=".tmp-")  # LocalStore.list skips `.tmp-` names
+    @property
+    def _tmp_dir(self) -> Path | None:
+        """Where a local-stage bucket's writes are made before they are renamed into place: outside
+        the bucket's folder (`.meta/.tmp`, no bucket name starts with a dot), so that no name a user
+        may give an object is the tool's own. A plain folder writes next to the file."""
+        return self.meta_root.parent / ".tmp" if self.meta_root is not None else None
+
+    def _atomic_write(self, path: Path, data: bytes) -> None:
+        atomic_write(path, data, prefix=".tmp-", tmp_dir=self._tmp_dir)
 
     def get(self, key: str, limit: int | None = None) -> bytes:
         try:
@@ -363,7 +372,8 @@ class LocalStore:
                                                    "metadata": metadata or {}}).encode())
             self._atomic_write(path, data)
         except OSError as exc:
-            raise StoreError(f"write {self.uri(key)}: {exc.strerror}") from None
+            raise StoreError(f"write {self.uri(key)}: {exc.strerror}",
+                             code=NO_SPACE if exc.errno in _NO_SPACE_ERRNOS else None) from None
         return etag
 
     def copy_from(self, src: Store, src_key: str, key: str, content_type: str | None = None,
@@ -423,10 +433,11 @@ class LocalStore:
         if not self.root.is_dir():
             return
         for dirpath, dirnames, filenames in os.walk(self.root):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith(".tmp-"))
+            plain = self.meta_root is None  # only a plain folder has the tool's temporary files in it
+            dirnames[:] = sorted(d for d in dirnames if not (plain and d.startswith(".tmp-")))
             rel_dir = os.path.relpath(dirpath, self.root)
             for name in sorted(filenames):
-                if name.startswith(".tmp-"):
+                if plain and name.startswith(".tmp-"):
                     continue
                 key = name if rel_dir == "." else f"{rel_dir.replace(os.sep, '/')}/{name}"
                 if key.startswith(prefix):

@@ -8,7 +8,10 @@ fails GraphQL variable coercion (animl-api runs Apollo Server 4 with
 
 Faults are queued and consumed one request at a time: `fail(status, times)`, `malformed(times)`,
 `hang(seconds, times)`, `record_then_fail(status)` and `record_then_hang(seconds)` (the record is
-made, then the answer is lost: a replay must get the duplicate). Every request is recorded.
+made, then the answer is lost: a replay must get the duplicate), and `odd_answer(kind, times)`: the
+record is made, then createImage answers something animl-api should never say (ODD_ANSWERS: the
+same `_id` for every image, `_id` null without errors, the id of another hash, an id with a `/`).
+Every request is recorded.
 """
 
 from __future__ import annotations
@@ -57,6 +60,18 @@ DEFAULT_BODIES = {
 }
 
 
+SAME_ID = "default_project:" + "0" * 32
+
+
+def _odd_id(kind: str, image_id: str) -> str | None:
+    project, _, digest = image_id.rpartition(":")
+    return {"same_id": SAME_ID, "null_id": None, "other_hash": f"{project}:{digest[::-1]}",
+            "slash_id": f"{project}/../x:{digest}"}[kind]
+
+
+ODD_ANSWERS = ("same_id", "null_id", "other_hash", "slash_id")
+
+
 @dataclass
 class Recorded:
     """One request as the stand-in saw it, and the status it answered."""
@@ -70,12 +85,13 @@ class Recorded:
 
 @dataclass
 class Fault:
-    kind: str                    # status | malformed | hang | record_then_status | record_then_hang
+    kind: str                    # status | malformed | hang | record_then_status | record_then_hang | odd
     times: int
     status: int = 500
     seconds: float = 0.0
     body: bytes | None = None
     mutation: str | None = None  # None: any mutation
+    odd: str = ""                # kind "odd": one of ODD_ANSWERS
 
 
 def _coercion_error(message: str) -> tuple[int, dict[str, Any]]:
@@ -195,6 +211,13 @@ class ApiStub:
                          mutation: str | None = "createImage") -> None:
         """Do the work, then say nothing for `seconds` before answering."""
         self._add(Fault("record_then_hang", times, seconds=seconds, mutation=mutation))
+
+    def odd_answer(self, kind: str, times: int = 1) -> None:
+        """createImage makes the record, then answers an image id of the `kind` in ODD_ANSWERS (and
+        no errors) instead of the real one."""
+        if kind not in ODD_ANSWERS:
+            raise ValueError(f"odd answers are {ODD_ANSWERS}")
+        self._add(Fault("odd", times, mutation="createImage", odd=kind))
 
     def _take_fault(self, mutation: str | None) -> Fault | None:
         with self._lock:
@@ -324,6 +347,10 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(rec, fault.status, fault.body or b"")
         if fault is not None and fault.kind == "record_then_hang":
             self._wait(fault.seconds)
+        attempt = (answer.get("data") or {}).get(mutation) or {}
+        if fault is not None and fault.kind == "odd" and "imageAttempt" in attempt:
+            real = attempt["imageAttempt"]
+            attempt["imageAttempt"] = {"_id": _odd_id(fault.odd, real["_id"]), "errors": []}
         return self._send(rec, status, answer)
 
 

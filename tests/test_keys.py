@@ -57,15 +57,39 @@ def test_serving_keys_keep_the_colon_of_the_image_id() -> None:
     ([""], "UNKNOWN_ERROR"),
     ([], "UNKNOWN_ERROR"),
     (["Image Size Exceed 8 MB"], "Image Size Exceed 8 MB"),
-    (["a/b/c failed"], "a_b_c failed"),
-    (["line one\nline two"], "line one line two"),
+    (["Unknown  Serial\nNumber"], "Unknown Serial Number"),
+    (["Forbidden"], "Forbidden"),
+    (["animl-api timed out"], "API_TIMEOUT"),
+    (["animl-api unreachable: [Errno 111] Connection refused"], "API_UNREACHABLE"),
+    # anything else is the detail (metadata), never a folder name
+    (["a/b/c failed"], "UNKNOWN_ERROR"),
+    (["CopyObject s3://serving/original/p:1-original.jpg: NoSuchBucket"], "UNKNOWN_ERROR"),
+    (["é" * 500], "UNKNOWN_ERROR"),
 ])
 def test_dead_letter_folder(errors: list[str], folder: str) -> None:
     assert keys.dead_letter_folder(errors) == folder
+    assert folder in keys.DEAD_LETTER_FOLDERS
 
 
-def test_dead_letter_folder_is_bounded() -> None:
-    assert len(keys.dead_letter_folder(["é" * 500]).encode()) <= keys.MAX_FOLDER_BYTES
+def test_an_unknown_api_error_has_its_own_folder() -> None:
+    assert keys.dead_letter_folder(["<html>Bad Gateway</html>"], unknown=keys.API_ERROR) == "API_ERROR"
+    with pytest.raises(ValueError):
+        keys.dead_letter_folder(["x"], unknown="not a folder")
+
+
+def test_every_folder_is_one_plain_path_segment() -> None:
+    for folder in keys.DEAD_LETTER_FOLDERS:
+        assert "/" not in folder and folder == " ".join(folder.split()) and folder.isascii()
+        assert not keys.is_reserved(folder + "/")
+
+
+@pytest.mark.parametrize("key", [".animl-moving/a.jpg", ".animl-key/b.jpg", ".animl-key/.animl-key/c.jpg",
+                                 "a.jpg", "cam/.animl-moving/d.jpg"])
+def test_park_keys_escape_reserved_prefixes_and_come_back(key: str) -> None:
+    parked = keys.park_key(key)
+    assert not parked.startswith(keys.STAGING_PREFIX)
+    assert keys.unpark_key(parked) == key
+    assert (parked == key) == (not keys.is_reserved(key))
 
 
 def test_dead_letter_key_suffix_goes_before_the_extension() -> None:

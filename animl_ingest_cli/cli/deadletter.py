@@ -24,6 +24,7 @@ from animl_ingest_cli.context import open_stage
 from animl_ingest_cli.ops.deadletter import list_errors, warnings_for
 from animl_ingest_cli.ops.deadletter import redrive as redrive_objects
 from animl_ingest_cli.ops.moves import connections_for
+from animl_ingest_cli.ops.targets import ALLOW_OPTION
 
 app = typer.Typer(help="The dead-letter bucket: what failed and why, and sending it back to be ingested.",
                   no_args_is_help=True)
@@ -61,6 +62,11 @@ def redrive(
     error: Annotated[str, typer.Option("--error", help="The error folder to redrive, as listed.")],
     stage: StageOpt = None,
     prefix: PrefixOpt = "",
+    allow_foreign_bucket: Annotated[list[str] | None, typer.Option(
+        ALLOW_OPTION, metavar="BUCKET",
+        help="Also send dead letters back to this bucket, which is not one of the stage's own "
+             "(repeat for several). Without it they are left in place and reported. A prod bucket "
+             "asks for the prod confirmation too.")] = None,
     concurrency: ConcurrencyOpt = DEFAULT,
     dry_run: DryRunOpt = False,
     yes: YesOpt = False,
@@ -73,5 +79,7 @@ def redrive(
         warn(message)
     run_moves_command(lambda on_outcome: redrive_objects(
         ctx, error, prefix=prefix, concurrency=concurrency, dry_run=dry_run, on_outcome=on_outcome,
-        confirm=lambda action: confirm_stage(ctx.stage, action, yes)),
+        confirm=lambda action: confirm_stage(ctx.stage, action, yes),
+        allow_buckets=allow_foreign_bucket or (),
+        confirm_prod=lambda action: confirm_stage("prod", action, yes)),
         title=f"redrive {error}", json_out=json_out, dry_run=dry_run)

@@ -33,7 +33,7 @@ from animl_ingest_cli.pool import (
     default_images,
     process_all,
 )
-from animl_ingest_cli.sources import iter_work, parse_sources
+from animl_ingest_cli.sources import iter_work, parse_sources, refuse_stage_outputs
 
 HELP = """Process images through the ingest function: files, folders (recursive), .zip files, or
 s3://BUCKET/PREFIX. Objects of the stage's ingestion bucket are removed after their copy, exactly as
@@ -67,6 +67,7 @@ def ingest(
     specs = parse_sources(sources, batch)
     limits = Limits.default(images=concurrency, cpu=cpus, bytes_in_flight=buffer_mb * MB)
     ctx = open_stage(stage, connections=limits.connections)
+    refuse_stage_outputs(ctx, specs)
     if not dry_run:
         confirm_stage(ctx.stage, f"Ingesting {', '.join(sources)}", yes)
     results: list[Outcome] = []
@@ -85,7 +86,9 @@ def ingest(
     def on_progress(r: IngestRun) -> None:
         progress.update(task, completed=r.done, total=r.total)
 
-    run = process_all(Ingestor(ctx, dry_run=dry_run), iter_work(ctx, specs, batch), limits, on_progress)
+    ingestor = Ingestor(ctx, dry_run=dry_run)
+    ingestor.ready()
+    run = process_all(ingestor, iter_work(ctx, specs, batch), limits, on_progress)
     interrupted = False
     with progress:
         try:

@@ -13,14 +13,14 @@ copy is its own staged copy, never the ingest function's new one.
 from __future__ import annotations
 
 import datetime as dt
-import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from animl_ingest_cli import keys
+from animl_ingest_cli.config import is_bucket_name
 from animl_ingest_cli.context import StageContext
-from animl_ingest_cli.errors import InputError
+from animl_ingest_cli.errors import InputError, RefusedError
 from animl_ingest_cli.ops.moves import (
     DEFAULT_CONCURRENCY,
     STAGING_PREFIX,
@@ -29,10 +29,10 @@ from animl_ingest_cli.ops.moves import (
     MoveSummary,
     run_moves,
 )
+from animl_ingest_cli.ops.targets import Targets
 from animl_ingest_cli.stores import Store
 
 DUPLICATE = "DUPLICATE_IMAGE"
-_BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
 
 @dataclass
@@ -84,18 +84,32 @@ def original_location(dl_key: str, metadata: dict[str, str], ingestion_bucket: s
 
 def redrive(ctx: StageContext, error: str, *, prefix: str = "", concurrency: int = DEFAULT_CONCURRENCY,
             dry_run: bool = False, on_outcome: Callable[[MoveOutcome], None] | None = None,
-            confirm: Callable[[str], None] | None = None) -> MoveSummary:
+            confirm: Callable[[str], None] | None = None,
+            allow_buckets: Iterable[str] = (),
+            confirm_prod: Callable[[str], None] | None = None) -> MoveSummary:
     """Send every object of one error folder (optionally only keys under `prefix` inside it) back to
     its original bucket and key, verified, then delete it from the dead-letter bucket.
-    `confirm(description)` is called before anything changes."""
+    `confirm(description)` is called before anything changes.
+
+    Only the stage's own buckets and those in `allow_buckets` are written to (ops/targets.py): a
+    dead letter from any other bucket is left in place and reported. When a bucket in
+    `allow_buckets` is a prod bucket (and the stage is not prod), `confirm_prod(description)` is
+    called too; without it, the redrive is refused."""
     error = error.rstrip("/")
     if not error:
         raise InputError("--error needs the error folder's name (see 'animl-ingest deadletter list')")
     src = ctx.store("dead-letter")
     ingestion = ctx.bucket("ingestion")
+    targets = Targets.for_stage(ctx, allow_buckets)
     stores: dict[str, Store] = {}
     if confirm and not dry_run:
         confirm(f"Redrive every object in {src.uri(error + '/' + prefix)} to where it came from")
+    prod = targets.prod_buckets()
+    if prod and not dry_run:
+        action = f"Redrive dead letters of {ctx.stage} into {', '.join(prod)}"
+        if confirm_prod is None:
+            raise RefusedError(f"{action}: needs the prod confirmation")
+        confirm_prod(action)
 
     def listed() -> Iterator[Move]:
         folder = f"{error}/{prefix}"
@@ -109,9 +123,13 @@ def redrive(ctx: StageContext, error: str, *, prefix: str = "", concurrency: int
         if info is None:
             return None  # gone since the listing
         bucket, key = original_location(m.key, info.metadata, ingestion)
-        if not _BUCKET_NAME.match(bucket):
+        if not is_bucket_name(bucket):
             return Move(m.key, info.etag, info.size, None, key, m.staged,
                         problem=f"its original bucket {bucket!r} is not a bucket name; left in place")
+        refused = targets.refusal(bucket)
+        if refused:
+            return Move(m.key, info.etag, info.size, None, key, m.staged,
+                        problem=f"its original bucket {refused}")
         if bucket not in stores:
             stores[bucket] = ctx.store_for_bucket(bucket)
         return Move(m.key, info.etag, info.size, stores[bucket], key, m.staged)

@@ -36,7 +36,7 @@ from itertools import islice
 from pathlib import Path
 from typing import IO, Any, Literal, TypeVar
 
-from animl_ingest_cli import audit
+from animl_ingest_cli import audit, keys
 from animl_ingest_cli.config import state_dir
 from animl_ingest_cli.context import StageContext
 from animl_ingest_cli.errors import (
@@ -52,7 +52,7 @@ from animl_ingest_cli.ops.exactcopy import copy_exact
 from animl_ingest_cli.stores import DELETE_BATCH, ObjectInfo, Store
 
 T = TypeVar("T")
-STAGING_PREFIX = ".animl-moving/"
+STAGING_PREFIX = keys.STAGING_PREFIX  # one of the prefixes keys.py reserves for the tool itself
 CHUNK = DELETE_BATCH  # objects in flight at once: one DeleteObjects call of sources per chunk
 DEFAULT_CONCURRENCY = 32
 SPARE_CONNECTIONS = 8  # the listing, the DeleteObjects calls and SSM beside the copies

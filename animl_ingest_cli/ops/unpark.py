@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 
+from animl_ingest_cli import keys
 from animl_ingest_cli.context import StageContext
 from animl_ingest_cli.errors import InputError, RefusedError
 from animl_ingest_cli.ops import maintenance
@@ -30,14 +31,18 @@ def unpark_moves(src: Store, dst: Store, prefix: str = "") -> Iterator[Move]:
 
     The ingestion bucket under the same prefix is listed once first (the ingest function keeps it
     nearly empty): an object is looked at (HEAD) only when the listing shows its key taken, so a move
-    costs one CopyObject and a thousandth of a DeleteObjects."""
-    taken = {info.key: info for info in dst.list(prefix)}
+    costs one CopyObject and a thousandth of a DeleteObjects.
+    A parked key the ingest function escaped (its ingestion key started with a prefix the tool
+    reserves, keys.park_key) goes back under its own key, unescaped."""
+    taken = {info.key: info for info in dst.list(keys.unpark_key(prefix))}
     for info in src.list(prefix):
         if not info.key.startswith(STAGING_PREFIX):
-            yield Move(info.key, info.etag, info.size, dst, info.key, dst_listed=taken.get(info.key))
+            to = keys.unpark_key(info.key)
+            yield Move(info.key, info.etag, info.size, dst, to, dst_listed=taken.get(to))
     for info in src.list(STAGING_PREFIX + prefix):
         key = info.key[len(STAGING_PREFIX):]
-        yield Move(key, info.etag, info.size, dst, key, staged=True, dst_listed=taken.get(key))
+        to = keys.unpark_key(key)
+        yield Move(key, info.etag, info.size, dst, to, staged=True, dst_listed=taken.get(to))
 
 
 def unpark(ctx: StageContext, *, prefix: str = "", concurrency: int = DEFAULT_CONCURRENCY,

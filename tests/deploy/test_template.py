@@ -258,6 +258,14 @@ def test_the_job_definition(template: dict[str, Any], stage: str) -> None:
     # The image's entry point plus the definition's command is `animl-ingest batch run`.
     assert dockerfile_command("job") == ["animl-ingest", "batch", "run"]
     assert container["Command"] == dockerfile_cmd("job")
+    import typer.main
+
+    from animl_ingest_cli.cli import app
+
+    group: Any = typer.main.get_command(app)
+    for word in container["Command"]:  # the command exists in the CLI the image installs
+        group = group.commands[word]
+    assert group.callback is not None
     assert container["Image"].endswith(f"/animl-ingest-py:job-{stage}")
     env = {e["Name"]: e["Value"] for e in container["Environment"]}
     assert env["STAGE"] == stage and "TASK" not in env and "API_KEY" not in env  # TASK: per submission

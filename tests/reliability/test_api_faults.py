@@ -30,11 +30,10 @@ TRANSIENT = {
 PERSISTENT = {
     "403 Forbidden": ("fail", (403,), {"times": 99}, "Forbidden"),
     "500 every time": ("fail", (500,), {"times": 99}, "Internal server error"),
-    "malformed JSON every time": ("malformed", (), {"times": 99},
-                                  "malformed answer from animl-api (HTTP 200): not JSON"),
-    "hang every time": ("hang", (1.0,), {"times": 99}, "animl-api timed out"),
+    "malformed JSON every time": ("malformed", (), {"times": 99}, "API_ERROR"),
+    "hang every time": ("hang", (1.0,), {"times": 99}, "API_TIMEOUT"),
     "record made, answer always lost": ("record_then_fail", (500,), {"times": 99}, "Internal server error"),
-    "record made, then hangs": ("record_then_hang", (1.0,), {"times": 99}, "animl-api timed out"),
+    "record made, then hangs": ("record_then_hang", (1.0,), {"times": 99}, "API_TIMEOUT"),
 }
 
 
