@@ -21,7 +21,7 @@ from animl_ingest_cli.api import Api, ImageAttempt
 from animl_ingest_cli.api import one_line as api_one_line
 from animl_ingest_cli.api_rules import TOO_LARGE, check_md, is_duplicate
 from animl_ingest_cli.context import StageContext
-from animl_ingest_cli.errors import AnimlError, ApiError, ImageError, StoreError
+from animl_ingest_cli.errors import AnimlError, ApiError, ApiKeyRefused, ImageError, StoreError
 from animl_ingest_cli.images import decode_cost_error, make_thumbnails
 from animl_ingest_cli.limits import quote_meta
 from animl_ingest_cli.metadata import read_metadata
@@ -35,7 +35,7 @@ SERVED, DEAD_LETTERED, PARKED, BATCH_SUBMITTED, SKIPPED, FAILED = (
 OUTCOMES = (SERVED, DEAD_LETTERED, PARKED, BATCH_SUBMITTED, SKIPPED, FAILED)
 S3_METADATA_LIMIT = 2048  # bytes of user metadata (keys + values) S3 accepts
 MAX_DEAD_LETTER_ATTEMPTS = 1000
-MAX_IMAGE_ID_BYTES = 256  # an image id names serving and dead-letter keys: a sane id is far shorter
+MAX_IMAGE_ID_BYTES = keys.MAX_FOLDER_BYTES  # an image id names serving and dead-letter keys
 
 
 @dataclass
@@ -98,8 +98,12 @@ class Ingestor:
 
     def __init__(self, ctx: StageContext, api: Api | None = None, *, dry_run: bool = False,
                  time_left: Callable[[], float] | None = None,
-                 on_outcome: Callable[[Outcome], None] | None = None, cpu_slots: int | None = None) -> None:
+                 on_outcome: Callable[[Outcome], None] | None = None, cpu_slots: int | None = None,
+                 stop_on_refused_key: bool = False) -> None:
         self.ctx = ctx
+        # The CLI stops at the first HTTP 401/403 (ApiKeyRefused) instead of dead-lettering every
+        # image as `Forbidden`; the Lambda dead-letters, as the Node function did.
+        self.stop_on_refused_key = stop_on_refused_key
         self._api = api
         self.dry_run = dry_run
         self.time_left = time_left
@@ -152,6 +156,8 @@ class Ingestor:
         """`process` without the notifications (a zip's images are reported by their zip's call)."""
         try:
             return self._process(src, key, delete_source, batch)
+        except ApiKeyRefused:
+            raise
         except AnimlError as exc:
             return [Outcome(src.uri(key), key, FAILED, error=exc.message, complete=False)]
 
@@ -309,6 +315,10 @@ class Ingestor:
         try:
             attempt = self.api.create_image(md)
         except ApiError as exc:
+            if self.stop_on_refused_key and exc.status in (401, 403):
+                raise ApiKeyRefused(f"animl-api refused the API key (HTTP {exc.status}: {exc.message}); "
+                                    f"nothing was dead-lettered for it: check API_KEY, ANIML_API_KEY "
+                                    f"or the secret {self.ctx.names.api_secret}") from None
             # Unreachable, failing or refusing API: dead-letter under the error's kind, UNKNOWN_ID.
             return self._dead_letter(src, key, md, data, [exc.message], None, out, delete_source,
                                      folder=keys.dead_letter_folder([exc.message], unknown=keys.API_ERROR))

@@ -16,6 +16,7 @@ BATCH_ID_RE = re.compile(rf"^batch-{_UUID}$")
 _BATCH_PREFIX_RE = re.compile(rf"^(batch-{_UUID})(?=/|\.zip$)")
 SERVING_SIZES = ("original", "medium", "small")
 UNKNOWN_ID = "UNKNOWN_ID"
+MAX_FOLDER_BYTES = 200  # one segment of a dead-letter key (an image id) at most: well inside S3's 1024
 
 # The S3 user metadata the ingest writes (docs/animl.md), values percent-encoded (limits.quote_meta).
 # A dead letter names where it came from (what a redrive sends it back to) and why it is there:

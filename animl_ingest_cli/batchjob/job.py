@@ -290,8 +290,10 @@ class BatchJob:
     def __init__(self, ctx: StageContext, api: Api, src: Store, key: str, batch: str, *,
                  delete_zip: bool = True, workers: int = DEFAULT_WORKERS,
                  stack_timeout: float = DEFAULT_TIMEOUT, stack_poll: float = DEFAULT_POLL,
-                 say: Callable[[str], None] | None = None) -> None:
+                 say: Callable[[str], None] | None = None,
+                 on_progress: Callable[[int, int], None] | None = None) -> None:
         self.ctx, self.api, self.src, self.key, self.batch = ctx, api, src, key, batch
+        self.on_progress = on_progress  # (images written so far, images to write): a progress bar
         self.delete_zip, self.workers = delete_zip, max(1, workers)
         self.stack_timeout, self.stack_poll = stack_timeout, stack_poll
         self.say = say or log.info
@@ -482,6 +484,8 @@ class BatchJob:
         queue = sorted((e for e in todo if e.index not in journal.done),
                        key=lambda e: e.info.header_offset)
         last_check = time.monotonic()
+        if self.on_progress:
+            self.on_progress(len(r.written), len(todo))
         with self._signals(), ThreadPoolExecutor(self.workers, thread_name_prefix="batch") as pool:
             pending: dict[Future[str], ent.Entry] = {}
 
@@ -504,6 +508,8 @@ class BatchJob:
                         r.present += 1
                     r.written.append(f"{self.batch}/{e.path}")
                     journal.add(e.index)
+                    if self.on_progress:
+                        self.on_progress(len(r.written), len(todo))
 
             try:
                 for e in queue:
