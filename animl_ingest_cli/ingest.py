@@ -29,7 +29,15 @@ from animl_ingest_cli.api import one_line as api_one_line
 from animl_ingest_cli.api_rules import TOO_LARGE, check_md, is_duplicate
 from animl_ingest_cli.claims import Busy, Claim, Claims
 from animl_ingest_cli.context import StageContext
-from animl_ingest_cli.errors import AnimlError, ApiError, Conflict, ImageError, NotFound, StoreError
+from animl_ingest_cli.errors import (
+    AnimlError,
+    ApiError,
+    ApiKeyRefused,
+    Conflict,
+    ImageError,
+    NotFound,
+    StoreError,
+)
 from animl_ingest_cli.images import decode_cost_error, make_thumbnails
 from animl_ingest_cli.limits import fit_metadata
 from animl_ingest_cli.limits import quote_meta as quote_meta
@@ -54,7 +62,7 @@ OUTCOMES = (SERVED, DEAD_LETTERED, PARKED, BATCH_SUBMITTED, SKIPPED, FAILED)
 MAX_DEAD_LETTER_ATTEMPTS = 1000
 CLAIM_WAIT = 30.0  # seconds an ingest waits for another actor working on the same image
 PARK_ID = "park-id"  # metadata of a parked object: which park wrote it (see _park)
-MAX_IMAGE_ID_BYTES = 256  # an image id names serving and dead-letter keys: a sane id is far shorter
+MAX_IMAGE_ID_BYTES = keys.MAX_FOLDER_BYTES  # an image id names serving and dead-letter keys
 
 
 @dataclass
@@ -113,8 +121,12 @@ class Ingestor:
 
     def __init__(self, ctx: StageContext, api: Api | None = None, *, dry_run: bool = False,
                  time_left: Callable[[], float] | None = None,
-                 on_outcome: Callable[[Outcome], None] | None = None, cpu_slots: int | None = None) -> None:
+                 on_outcome: Callable[[Outcome], None] | None = None, cpu_slots: int | None = None,
+                 stop_on_refused_key: bool = False) -> None:
         self.ctx = ctx
+        # The CLI stops at the first HTTP 401/403 (ApiKeyRefused) instead of dead-lettering every
+        # image as `Forbidden`; the Lambda dead-letters, as the Node function did.
+        self.stop_on_refused_key = stop_on_refused_key
         self._api = api
         self.dry_run = dry_run
         self.time_left = time_left
@@ -190,6 +202,8 @@ class Ingestor:
         """`process` without the notifications (a zip's images are reported by their zip's call)."""
         try:
             return self._process(src, key, delete_source, batch, etag)
+        except ApiKeyRefused:
+            raise
         except AnimlError as exc:
             return [Outcome(src.uri(key), key, FAILED, error=exc.message, complete=False)]
 
@@ -202,7 +216,7 @@ class Ingestor:
             # every arrival waits in the parking lot, whatever brought it (the Lambda or this CLI)
             return [self._park(src, key, delete_source, batch, etag)]
         if kind == "batch":
-            return self._batch(src, key, delete_source)
+            return self._batch(src, key, delete_source, batch)
         return [self._image(src, key, delete_source, batch, etag)]
 
     # --- an object no longer there ----------------------------------------------------------------
@@ -302,10 +316,14 @@ class Ingestor:
         return None  # the same bytes, parked by an earlier run that stopped before deleting the source
 
     # --- bulk uploads -----------------------------------------------------------------------------
-    def _batch(self, src: Store, key: str, delete_source: bool) -> list[Outcome]:
+    def _batch(self, src: Store, key: str, delete_source: bool, batch: str | None = None) -> list[Outcome]:
         from animl_ingest_cli.batches import submit_batch_job
 
-        batch = keys.batch_id(key)
+        batch = batch or keys.batch_id(key)
+        if batch is None and self.ctx.is_local and not delete_source:
+            # a zip of the user's on the local stage: a bulk upload needs a batch id (the frontend
+            # makes one in Animl); this one is new, and the outcome names it
+            batch = f"batch-{uuid.uuid4()}"
         out = Outcome(src.uri(key), key, BATCH_SUBMITTED)
         if batch is None:
             out.outcome, out.reason = SKIPPED, "zip not named batch-<uuid>.zip"
@@ -353,7 +371,7 @@ class Ingestor:
             out.outcome, out.reason = PARKED, "maintenance mode"
             return [out, *results]
         ingestion = self.ctx.store("ingestion")
-        out.reason = f"unpacked {len(r.written)} images locally"
+        out.reason = f"unpacked {len(r.written)} images locally as {batch}"
         out.destinations.extend(ingestion.uri(k) for k in r.written)
         for target in r.written:
             if ingestion.head(target) is not None:  # an earlier run may have processed it already
@@ -468,6 +486,10 @@ class Ingestor:
         try:
             attempt = self.api.create_image(md)
         except ApiError as exc:
+            if self.stop_on_refused_key and exc.status in (401, 403):
+                raise ApiKeyRefused(f"animl-api refused the API key (HTTP {exc.status}: {exc.message}); "
+                                    f"nothing was dead-lettered for it: check API_KEY, ANIML_API_KEY "
+                                    f"or the secret {self.ctx.names.api_secret}") from None
             # Unreachable, failing or refusing API: dead-letter under the error's kind, UNKNOWN_ID.
             return self._dead_letter(src, key, md, data, [exc.message], None, out, delete_source, etag,
                                      folder=keys.dead_letter_folder([exc.message], unknown=keys.API_ERROR))

@@ -17,7 +17,8 @@ BATCH_ID_RE = re.compile(rf"^batch-{_UUID}$")
 _BATCH_PREFIX_RE = re.compile(rf"^(batch-{_UUID})(?=/|\.zip$)")
 SERVING_SIZES = ("original", "medium", "small")
 UNKNOWN_ID = "UNKNOWN_ID"
-MAX_ID_BYTES = 200  # an image id longer than this is named by its digest in a dead-letter key
+MAX_FOLDER_BYTES = 200  # one segment of a dead-letter key (an image id) at most: well inside S3's 1024
+MAX_ID_BYTES = MAX_FOLDER_BYTES  # an image id longer than this is named by its digest in a dead-letter key
 MAX_SHORT_STEM_BYTES = 200  # what is kept of a file name too long for a dead-letter key
 
 # The S3 user metadata the ingest writes (docs/animl.md), values percent-encoded (limits.quote_meta).

@@ -178,18 +178,14 @@ def test_dead_letters_of_same_named_images_never_overwrite_each_other(proxied: A
     """Cameras all name files IMG_0001.JPG; with the API refusing, every one goes to
     `Forbidden/UNKNOWN_ID/IMG_0001.jpg`. Actors dead-lettering them at once each get a key of
     their own (If-None-Match), never one over another."""
-    world, env, aws_proxy, api_proxy = proxied
+    world = proxied[0]
     rng = random.Random(seed)
     n_images, n_threads = rng.randint(4, 8), rng.randint(2, 4)
     for i in range(n_images):
         world.put(f"cam {i}/IMG_0001.JPG", jpeg(1000 * seed + i))
     race = Race(world, rng)
-    for _ in range(n_threads):
+    for _ in range(n_threads):  # (the CLI stops at a refused key: its processes race in the tests below)
         race.thread(ingest_actor(world, lambda: bad_key_api(world)))
-    if seed % 2 == 0:  # a separate process too
-        jitter_proxies(rng, aws_proxy, api_proxy)
-        race.process(cli("ingest", f"s3://{BUCKETS['ingestion']}/", "--json", "--concurrency", "2"),
-                     {**env, "API_KEY": "not-the-key"})
     race.run()
     world.check(final=False)
     results = finish(world, api=lambda: bad_key_api(world))
