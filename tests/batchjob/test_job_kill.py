@@ -72,7 +72,8 @@ def entry_versions(s3: Any) -> dict[str, int]:
 
 
 @pytest.mark.filterwarnings("ignore:Tried to parse AWS")
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
+@pytest.mark.parametrize("sig", [signal.SIGKILL, pytest.param(signal.SIGTERM, marks=pytest.mark.stress)],
+                         ids=["SIGKILL", "SIGTERM"])
 def test_killed_half_way_then_rerun(moto_server: str, api_stub, tmp_path: Path, sig: int) -> None:  # noqa: ANN001
     """SIGKILL: entries written but not journalled are recognised by size and CRC. SIGTERM (AWS
     Batch stopping the job): the job stops between entries, flushes its journal and exits 130; the
