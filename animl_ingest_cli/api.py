@@ -24,7 +24,7 @@ import urllib3
 
 from animl_ingest_cli import keys, redact
 from animl_ingest_cli.context import usable_api_key
-from animl_ingest_cli.errors import ApiError, ConfigError
+from animl_ingest_cli.errors import ApiError, ApiKeyRefused, ConfigError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -218,6 +218,25 @@ class GraphQLApi:
 
     def create_batch_error(self, error: str, batch: str) -> None:
         self._call("createBatchError", CREATE_BATCH_ERROR, {"error": error, "batch": batch})
+
+    def probe(self) -> None:
+        """Ask animl-api whether it accepts the key, creating nothing (`query { __typename }`).
+
+        ApiKeyRefused on HTTP 401/403; ApiError when it cannot be reached. Any other answer, even a
+        GraphQL error, means the key got through."""
+        budget = self._budget() or MIN_ATTEMPT_SECONDS
+        limit = urllib3.Timeout(total=budget, connect=min(CONNECT_TIMEOUT, budget))
+        headers = {"Content-Type": "application/json", "x-api-key": self._api_key}
+        try:
+            resp = self._http().post(self.url, data=b'{"query":"query { __typename }"}', headers=headers,
+                                     timeout=limit)
+            content = resp.content
+        except requests.RequestException as exc:
+            raise ApiError(_transport_text(exc), transient=True) from None
+        if resp.status_code in (401, 403):
+            raise ApiKeyRefused(f"animl-api refused the API key (HTTP {resp.status_code}: "
+                                f"{_error_text(content, resp.status_code)}): check API_KEY, ANIML_API_KEY "
+                                f"or the secret")
 
     # --- transport -------------------------------------------------------------------------------
     def _http(self) -> requests.Session:

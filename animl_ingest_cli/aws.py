@@ -97,8 +97,10 @@ def caller_identity() -> str | None:
 # ...)`): the IAM policies are derived from those literal calls (tests/deploy/awscalls.py).
 #
 # AWS error code -> (the project's error, the words used instead of AWS's own message; None keeps it).
-# Any code not listed is a StoreError carrying the code (exit 1); botocore's standard retry mode has
-# already retried what is worth retrying (throttling, 5xx) by the time an error gets here.
+# Any code not listed, and a transport error (an endpoint that does not answer), is a StoreError
+# carrying the code: per item a failed item (exit 1 for the run), and when it stops a whole command an
+# infrastructure error, exit 5 (EXIT_INFRA), apart from "some items failed". botocore's standard retry
+# mode has already retried what is worth retrying (throttling, 5xx) by the time an error gets here.
 _CREDENTIALS = (CredentialsError, None)
 _DENIED = (AccessDenied, None)
 ERROR_CODES: dict[str, tuple[type[AnimlError], str | None]] = {
@@ -115,12 +117,14 @@ ERROR_CODES: dict[str, tuple[type[AnimlError], str | None]] = {
     "UnauthorizedOperation": _DENIED,
     "AuthorizationError": _DENIED,
     "403": _DENIED,  # S3's answer to a refused HEAD: no body, only the status
-    # nothing there (exit 1; stores turn it into None or a skipped object where that is expected)
+    # nothing there (stores turn it into None or a skipped object where that is expected; a missing
+    # bucket or parameter that stops a command is an infrastructure error, exit 5)
     "NoSuchKey": (NotFound, "no such object"),
     "404": (NotFound, "no such object"),  # HEAD answers carry no body, only the status
     "NotFound": (NotFound, "no such object"),
     "NoSuchBucket": (NotFound, "no such bucket"),
     "ResourceNotFoundException": (NotFound, "not found"),
+    "ParameterNotFound": (NotFound, "no such parameter"),
     # a conditional write or delete whose condition did not hold (stores.py, docs/concurrency.md)
     "PreconditionFailed": (Conflict, None),
     "412": (Conflict, "precondition failed"),

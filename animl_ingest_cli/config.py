@@ -21,6 +21,12 @@ STAGES = ("local", "dev", "prod")
 DEFAULT_STAGE = "local"
 BUCKET_KINDS = ("ingestion", "serving", "dead-letter", "parkinglot")
 MAINTENANCE_CACHE_SECONDS = 15.0
+MB = 1024 * 1024
+DEFAULT_BYTES = 256 * MB   # ingest's source bytes in flight, by default (pool.py)
+MAX_IMAGES = 256           # ingest's --concurrency at most
+ALLOW_OPTION = "--allow-foreign-bucket"  # the option that lets a write go to a bucket not the stage's
+MOVE_CONCURRENCY = 32  # unpark's and redrive's copies under way at once, by default
+MAINTENANCE_WAIT_ENV = "ANIML_MAINTENANCE_WAIT_SECONDS"  # how long `maintenance on|off` waits
 API_KEY_ENV = ("API_KEY", "ANIML_API_KEY")  # in this order; then the stage's secret
 
 
@@ -47,8 +53,17 @@ def is_prod_bucket(name: str) -> bool:
 
 
 def check_stage(stage: str | None) -> str:
-    """The stage name, validated; `None` means env ANIML_STAGE, else `local`."""
-    value = (stage or os.environ.get("ANIML_STAGE") or DEFAULT_STAGE).strip()
+    """The stage name, validated; `None` means env ANIML_STAGE, else `local`.
+
+    An empty value (`--stage "$STAGE"` with STAGE unset, or `ANIML_STAGE=`) is an error, never
+    `local`: a command aimed at dev must not quietly act on the local stage."""
+    env = os.environ.get("ANIML_STAGE")
+    if stage is not None and not stage.strip():
+        raise InputError("--stage is empty (an unset shell variable?): use one of " + ", ".join(STAGES))
+    if stage is None and env is not None and not env.strip():
+        raise InputError("ANIML_STAGE is set but empty: set it to one of " + ", ".join(STAGES)
+                         + ", or unset it for local")
+    value = (stage or env or DEFAULT_STAGE).strip()
     if value not in STAGES:
         raise InputError(f"unknown stage {value!r}: use one of {', '.join(STAGES)}")
     return value
@@ -168,3 +183,18 @@ def state_dir() -> Path:
         return Path(explicit).expanduser().resolve()
     base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
     return Path(base).expanduser() / "animl-ingest"
+
+
+def cpu_count() -> int:
+    """The CPUs this process may run on (a container's or taskset's share, not the machine's)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def default_images(cpus: int | None = None) -> int:
+    """Objects in flight by default: enough that a laptop far from the region (S3 at ~50-100 ms a
+    request, createImage at ~250-500 ms) keeps every core busy with pixel work: eight an idle core,
+    at least 32, at most 128."""
+    return min(128, max(32, 8 * (cpus or cpu_count())))

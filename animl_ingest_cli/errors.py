@@ -7,6 +7,7 @@ EXIT_SOME_FAILED = 1
 EXIT_USAGE = 2
 EXIT_REFUSED = 3
 EXIT_TIMEOUT = 4
+EXIT_INFRA = 5  # the command stopped: AWS or the local stage's folders failed (not an item's fault)
 EXIT_INTERRUPTED = 130
 
 
@@ -35,6 +36,19 @@ class ConfigError(AnimlError):
     exit_code = EXIT_USAGE
 
 
+class InfraError(AnimlError):
+    """The stage's infrastructure is not there or not reachable: a missing bucket or parameter, an
+    endpoint that does not answer. Nothing about the items: the command stopped (exit 5)."""
+
+    exit_code = EXIT_INFRA
+
+
+class ApiKeyRefused(AnimlError):
+    """animl-api refused the API key (HTTP 401/403): every image would fail the same way."""
+
+    exit_code = EXIT_USAGE
+
+
 class CredentialsError(AnimlError):
     """No AWS credentials, or they were refused."""
 
@@ -47,6 +61,12 @@ class RefusedError(AnimlError):
     exit_code = EXIT_REFUSED
 
 
+class Interrupted(AnimlError):
+    """Ctrl-C, after the command said what state it leaves (printed as is, without `error:`)."""
+
+    exit_code = EXIT_INTERRUPTED
+
+
 class WaitTimeout(AnimlError):
     """A wait (queues draining, ...) ran out of time."""
 
@@ -57,10 +77,11 @@ class StoreError(AnimlError):
     """A storage operation (S3 or the local stage's folders) failed.
 
     `code` is the AWS error code when there is one (NoSuchKey, SlowDown, AccessDenied...).
-    AWS's answers become these in one place, `aws.translate`.
+    AWS's answers become these in one place, `aws.translate`. Per item it is counted as a failed
+    item; when it stops a whole command it is an infrastructure error (exit 5).
     """
 
-    exit_code = EXIT_SOME_FAILED
+    exit_code = EXIT_INFRA
 
     def __init__(self, message: str, code: str | None = None) -> None:
         super().__init__(message)

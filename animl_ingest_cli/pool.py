@@ -16,20 +16,18 @@ renders; the pool decides nothing about exit codes. See docs/performance.md.
 
 from __future__ import annotations
 
-import os
 import queue
 import threading
 from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+# the defaults live with the other settings (the CLI's help shows them without importing the core)
+from animl_ingest_cli.config import DEFAULT_BYTES, MAX_IMAGES, MB, cpu_count, default_images
 from animl_ingest_cli.ingest import SKIPPED, Ingestor, Outcome
 from animl_ingest_cli.stores import MAX_OBJECT_BYTES, Store
 
-MB = 1024 * 1024
 UNKNOWN_SIZE = 8 * MB      # held for an object whose size the listing did not give (the API's limit)
-DEFAULT_BYTES = 256 * MB   # source bytes in flight, by default
-MAX_IMAGES = 256
 REQUESTS_PER_IMAGE = 3     # an object has at most three S3 requests under way at once (serving writes)
 SPARE_CONNECTIONS = 8      # the listing, SSM, and a dead-letter HEAD beside the images' requests
 
@@ -45,21 +43,7 @@ class WorkItem:
     batch: str | None = None
     skip_reason: str | None = None  # set for zip entries that must not be processed
     size: int | None = None  # bytes, as listed (the pool's memory budget); None when not known
-
-
-def cpu_count() -> int:
-    """The CPUs this process may run on (a container's or taskset's share, not the machine's)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
-
-
-def default_images(cpus: int | None = None) -> int:
-    """Objects in flight by default: enough that a laptop far from the region (S3 at ~50-100 ms a
-    request, createImage at ~250-500 ms) keeps every core busy with pixel work: eight an idle core,
-    at least 32, at most 128."""
-    return min(128, max(32, 8 * (cpus or cpu_count())))
+    etag: str | None = None  # as the event or the listing gave it (a redelivered event: docs/concurrency.md)
 
 
 @dataclass(frozen=True)
@@ -213,7 +197,7 @@ class IngestRun:
     def _one(self, idx: int, item: WorkItem) -> None:
         try:
             result: list[Outcome] | BaseException = self.ingestor.process(
-                item.store, item.key, delete_source=item.delete_source, batch=item.batch)
+                item.store, item.key, delete_source=item.delete_source, batch=item.batch, etag=item.etag)
         except BaseException as exc:  # noqa: BLE001 - handed to the iterating thread
             result = exc
         self._results.put((idx, result))

@@ -14,7 +14,7 @@ from pathlib import Path
 from animl_ingest_cli import keys
 from animl_ingest_cli.batches import ZipSource
 from animl_ingest_cli.context import StageContext
-from animl_ingest_cli.errors import InputError
+from animl_ingest_cli.errors import InputError, NotFound
 from animl_ingest_cli.files import iter_image_files
 from animl_ingest_cli.pool import WorkItem
 from animl_ingest_cli.stores import LocalStore
@@ -57,6 +57,28 @@ def parse_sources(sources: list[str], batch: str | None = None) -> list[SourceSp
     if batch is not None and any(s.kind != "zip" for s in specs):
         raise InputError("--batch applies to .zip sources only")
     return specs
+
+
+def check_sources_exist(ctx: StageContext, specs: list[SourceSpec]) -> None:
+    """An s3:// source must name a bucket the stage can see: on the local stage a folder under
+    ANIML_LOCAL_DIR/buckets, on AWS a bucket that exists. Otherwise the run would find nothing and
+    report `total 0` as if all were well."""
+    for spec in specs:
+        if spec.kind != "s3":
+            continue
+        assert spec.bucket is not None
+        store = ctx.store_for_bucket(spec.bucket)
+        if ctx.is_local:
+            if not isinstance(store, LocalStore) or not store.root.is_dir():
+                raise InputError(f"no bucket {spec.bucket} on the local stage (no folder "
+                                 f"{getattr(store, 'root', spec.bucket)}): to read it from AWS, pass "
+                                 f"--stage dev or --stage prod")
+            continue
+        try:
+            next(iter(store.list(spec.prefix)), None)
+        except NotFound:
+            raise InputError(f"no bucket {spec.bucket} on {ctx.stage} (NoSuchBucket): check the name, "
+                             f"the AWS account and --stage") from None
 
 
 # The stage's own output buckets are not sources: ingesting one copies each of its objects into the
@@ -105,6 +127,13 @@ def _zip_items(path: Path, batch: str | None) -> Iterator[WorkItem]:
         yield WorkItem(zsrc, entry.name, False, batch, entry.problem, entry.size)
 
 
+def _local_bulk_upload(path: Path, batch: str | None) -> WorkItem:
+    """The local stage: a zip is a bulk upload, unpacked by the bulk-upload job itself (batchjob)
+    into the local ingestion bucket, then ingested. Checked readable here, before any work."""
+    ZipSource.open(path).close()
+    return WorkItem(LocalStore(path.resolve().parent), path.name, False, batch, size=_size(path))
+
+
 def _size(path: Path) -> int | None:
     try:
         return path.stat().st_size
@@ -122,10 +151,13 @@ def iter_work(ctx: StageContext, specs: list[SourceSpec], batch: str | None = No
             delete = spec.bucket == ingestion
             for info in store.list(spec.prefix):
                 if not info.key.endswith("/"):
-                    yield WorkItem(store, info.key, delete, size=info.size)
+                    yield WorkItem(store, info.key, delete, size=info.size, etag=info.etag)
         elif spec.kind == "zip":
             assert spec.path is not None
-            yield from _zip_items(spec.path, batch)
+            if ctx.is_local:
+                yield _local_bulk_upload(spec.path, batch)
+            else:
+                yield from _zip_items(spec.path, batch)
         elif spec.kind == "file":
             assert spec.path is not None
             folder = spec.path.resolve().parent
@@ -136,7 +168,9 @@ def iter_work(ctx: StageContext, specs: list[SourceSpec], batch: str | None = No
             # every file, so that what is not an image is reported as skipped rather than ignored
             for found in iter_image_files([spec.path], extensions=None):
                 key = found.relative_to(spec.path).as_posix()
-                if keys.kind(key) == "batch":
+                if keys.kind(key) == "batch" and ctx.is_local:
+                    yield _local_bulk_upload(spec.path / key, batch)
+                elif keys.kind(key) == "batch":
                     yield from _zip_items(spec.path / key, batch)
                 else:
                     yield WorkItem(folder_store, key, False, size=_size(found))

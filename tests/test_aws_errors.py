@@ -19,7 +19,7 @@ from botocore.awsrequest import AWSResponse
 from animl_ingest_cli import aws
 from animl_ingest_cli.context import StageContext
 from animl_ingest_cli.errors import (
-    EXIT_SOME_FAILED,
+    EXIT_INFRA,
     EXIT_USAGE,
     AccessDenied,
     AnimlError,
@@ -107,7 +107,7 @@ def test_an_unlisted_code_is_a_store_error_carrying_it(dev: StageContext, name: 
     for service in ("s3", "ssm", "secretsmanager", "sqs"):
         dev._clients[service] = answering(boto3.client(service), 400, "SomethingNew", "odd")
     err = _raised(_calls(dev)[name])
-    assert type(err) is StoreError and err.exit_code == EXIT_SOME_FAILED
+    assert type(err) is StoreError and err.exit_code == EXIT_INFRA  # stopping a command: exit 5
     assert err.code == "SomethingNew" and str(err).endswith(": SomethingNew: odd")
 
 

@@ -177,22 +177,3 @@ def test_defaults_keep_many_images_in_flight_on_a_small_machine() -> None:
     assert Limits.default(images=1).cpu == 1  # --concurrency 1: one image, one slot
     assert held_bytes(WorkItem(None, "k", False, size=None)) > 0  # type: ignore[arg-type]
 
-
-def test_side_by_side_returns_only_once_every_call_has_finished() -> None:
-    """The serving writes' cleanup runs after side_by_side: a write still under way (a slow retry)
-    would land after the cleanup deleted its key. So it waits for all, and raises the first error."""
-    from animl_ingest_cli.errors import StoreError
-    from animl_ingest_cli.ingest import side_by_side
-
-    finished: list[str] = []
-
-    def fails(name: str, after: float) -> Any:
-        def call() -> None:
-            threading.Event().wait(after)
-            finished.append(name)
-            raise StoreError(f"{name} failed")
-        return call
-
-    with pytest.raises(StoreError, match="first failed"):
-        side_by_side([fails("first", 0.0), fails("second", 0.05), fails("third", 0.3)])
-    assert sorted(finished) == ["first", "second", "third"]

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
 from animl_ingest_cli.cli.common import (
     DryRunOpt,
@@ -15,19 +14,25 @@ from animl_ingest_cli.cli.common import (
     YesOpt,
     confirm_stage,
     emit_json,
+    examples,
     info,
+    new_app,
     out_console,
     warn,
 )
-from animl_ingest_cli.context import open_stage
-from animl_ingest_cli.ops import batches as ops
 
-app = typer.Typer(
-    help="Bulk uploads (batches) in flight on a stage: their per-batch stack, queue and dead-letter "
-         "counts, AWS Batch job and age; and tearing one down as stopBatch does.",
-    no_args_is_help=True)
+if TYPE_CHECKING:
+    from animl_ingest_cli.ops import batches as ops
 
-BatchArg = Annotated[str, typer.Argument(help="The batch id, batch-<uuid>.", show_default=False)]
+SHORT = "Bulk uploads in flight: list, show, teardown."
+app = new_app("Bulk uploads (batches) in flight on a stage: their per-batch stack, queue and dead-letter "
+              "counts, AWS Batch job and age; and tearing one down as stopBatch does.",
+              examples("animl-ingest batches list --stage prod",
+                       "animl-ingest batches show batch-0d6c4d5e-1b8a-4c4e-9f55-2a1b3c4d5e6f --stage prod"))
+
+# BATCH, the batch id (batch-<uuid>), is described in each command's help: typer would show `<str>`
+BatchArg = Annotated[str, typer.Argument(show_default=False, metavar="BATCH", hidden=True)]
+EXAMPLE = "batch-0d6c4d5e-1b8a-4c4e-9f55-2a1b3c4d5e6f"
 
 
 def _age(seconds: float | None) -> str:
@@ -48,10 +53,16 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-@app.command("list")
+@app.command("list", epilog=examples("animl-ingest batches list --stage prod",
+                                     "animl-ingest batches list --stage dev --json"))
 def list_(stage: StageOpt = None, json_out: JsonOpt = False) -> None:
     """Every batch still running (its stack exists or its Batch job is active), oldest first.
     Queue columns are visible/in-flight/delayed."""
+    from rich.table import Table
+
+    from animl_ingest_cli.context import open_stage
+    from animl_ingest_cli.ops import batches as ops
+
     ctx = open_stage(stage)
     views, notes = ops.in_flight(ctx)
     now = _now()
@@ -104,9 +115,14 @@ def _print_view(view: ops.BatchView, stage: str) -> None:
              f"ends it now (the alarm or the hourly sweep would)")
 
 
-@app.command("show")
+@app.command("show", epilog=examples(f"animl-ingest batches show {EXAMPLE} --stage prod",
+                                     f"animl-ingest batches show {EXAMPLE} --stage dev --json"))
 def show(batch: BatchArg, stage: StageOpt = None, json_out: JsonOpt = False) -> None:
-    """One batch, running or not: its stack and alarm, queue and DLQ counts, newest Batch job, age."""
+    """One batch BATCH (batch-<uuid>), running or not: its stack and alarm, queue and DLQ counts,
+    newest Batch job, age."""
+    from animl_ingest_cli.context import open_stage
+    from animl_ingest_cli.ops import batches as ops
+
     ctx = open_stage(stage)
     view = ops.show(ctx, batch)
     if json_out:
@@ -115,7 +131,8 @@ def show(batch: BatchArg, stage: StageOpt = None, json_out: JsonOpt = False) -> 
     _print_view(view, ctx.stage)
 
 
-@app.command("teardown")
+@app.command("teardown", epilog=examples(f"animl-ingest batches teardown {EXAMPLE} --stage prod --dry-run",
+                                         f"animl-ingest batches teardown {EXAMPLE} --stage prod"))
 def teardown(
     batch: BatchArg,
     stage: StageOpt = None,
@@ -127,9 +144,12 @@ def teardown(
     dry_run: DryRunOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Delete the batch's stack (its queues, alarm and event-source mapping) and record processingEnd,
-    as stopBatch's teardown does. Refused while its Batch job runs, and while its DLQ holds messages
-    (see --discard-dead-letters)."""
+    """Delete the stack of batch BATCH (batch-<uuid>: its queues, alarm and event-source mapping) and
+    record processingEnd, as stopBatch's teardown does. Refused while its Batch job runs, and while
+    its DLQ holds messages (see --discard-dead-letters)."""
+    from animl_ingest_cli.context import open_stage
+    from animl_ingest_cli.ops import batches as ops
+
     ctx = open_stage(stage)
     if not dry_run:
         preview = ops.teardown(ctx, batch, dry_run=True, discard_dead_letters=discard_dead_letters)

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from animl_ingest_cli.cli.common import (
     DryRunOpt,
@@ -15,24 +13,34 @@ from animl_ingest_cli.cli.common import (
     YesOpt,
     confirm_stage,
     emit_json,
+    examples,
     info,
+    new_app,
     out_console,
     warn,
 )
 from animl_ingest_cli.cli.moves_view import DEFAULT, ConcurrencyOpt, PrefixOpt, run_moves_command
-from animl_ingest_cli.context import open_stage
-from animl_ingest_cli.ops.deadletter import list_errors, warnings_for
-from animl_ingest_cli.ops.deadletter import redrive as redrive_objects
-from animl_ingest_cli.ops.moves import connections_for
-from animl_ingest_cli.ops.targets import ALLOW_OPTION
+from animl_ingest_cli.config import ALLOW_OPTION
 
-app = typer.Typer(help="The dead-letter bucket: what failed and why, and sending it back to be ingested.",
-                  no_args_is_help=True)
+SHORT = "The dead-letter bucket: list, and redrive."
+app = new_app("The dead-letter bucket: what failed and why (one folder per error), and sending a folder "
+              "back to be ingested again.",
+              examples("animl-ingest deadletter list --stage prod",
+                       'animl-ingest deadletter redrive --stage prod --error "Unknown Serial Number"'))
 
 
-@app.command("list")
+@app.command("list", epilog=examples("animl-ingest deadletter list --stage prod",
+                                     "animl-ingest deadletter list --stage dev --json"))
 def list_(stage: StageOpt = None, json_out: JsonOpt = False) -> None:
-    """Objects per error folder, their size and the newest one's time."""
+    """Objects per error folder, their size and the newest one's time; `in transit` counts what an
+    interrupted redrive left staged (run the same redrive again)."""
+    import datetime as dt
+
+    from rich.table import Table
+
+    from animl_ingest_cli.context import open_stage
+    from animl_ingest_cli.ops.deadletter import list_errors
+
     ctx = open_stage(stage)
     folders = list_errors(ctx)
     if json_out:
@@ -42,7 +50,7 @@ def list_(stage: StageOpt = None, json_out: JsonOpt = False) -> None:
     if not folders:
         info(f"the dead-letter bucket of {ctx.stage} is empty")
         return
-    table = Table()
+    table = Table(title=f"dead letters on {ctx.stage}", title_justify="left")
     table.add_column("error")
     table.add_column("objects", justify="right")
     table.add_column("bytes", justify="right")
@@ -57,9 +65,12 @@ def list_(stage: StageOpt = None, json_out: JsonOpt = False) -> None:
         info("'in transit': an interrupted redrive; run the same redrive again to finish it")
 
 
-@app.command("redrive")
+@app.command("redrive", epilog=examples(
+    'animl-ingest deadletter redrive --stage prod --error "Unknown Serial Number" --dry-run',
+    "animl-ingest deadletter redrive --stage dev --error CORRUPTED_IMAGE_FILE --yes"))
 def redrive(
-    error: Annotated[str, typer.Option("--error", help="The error folder to redrive, as listed.")],
+    error: Annotated[str, typer.Option("--error", metavar="FOLDER",
+                                       help="The error folder to redrive, as `deadletter list` shows it.")],
     stage: StageOpt = None,
     prefix: PrefixOpt = "",
     allow_foreign_bucket: Annotated[list[str] | None, typer.Option(
@@ -73,7 +84,13 @@ def redrive(
     json_out: JsonOpt = False,
 ) -> None:
     """Send every object of one error folder back to its original bucket and key (verified), then
-    delete it from the dead-letter bucket. --prefix: only keys under this prefix inside the folder."""
+    delete it from the dead-letter bucket. --prefix: only keys under this prefix inside the folder.
+    A folder that does not exist is an error (exit 2) that lists the folders there are."""
+    from animl_ingest_cli.context import open_stage
+    from animl_ingest_cli.ops.deadletter import count_folder, warnings_for
+    from animl_ingest_cli.ops.deadletter import redrive as redrive_objects
+    from animl_ingest_cli.ops.moves import connections_for
+
     ctx = open_stage(stage, connections=connections_for(concurrency))
     for message in warnings_for(error):
         warn(message)
@@ -82,4 +99,5 @@ def redrive(
         confirm=lambda action: confirm_stage(ctx.stage, action, yes),
         allow_buckets=allow_foreign_bucket or (),
         confirm_prod=lambda action: confirm_stage("prod", action, yes)),
-        title=f"redrive {error}", json_out=json_out, dry_run=dry_run)
+        title=f"redrive {error}", stage=ctx.stage, json_out=json_out, dry_run=dry_run,
+        count=lambda: count_folder(ctx, error, prefix))

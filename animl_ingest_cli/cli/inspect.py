@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
 from animl_ingest_cli.api_rules import TOO_LARGE
 from animl_ingest_cli.cli.common import JsonOpt, emit_json, info, out_console
-from animl_ingest_cli.files import iter_image_files
-from animl_ingest_cli.metadata import FileMetadata, read_metadata_file
-from animl_ingest_cli.stores import MAX_OBJECT_BYTES
+
+if TYPE_CHECKING:
+    from rich.table import Table
+    from rich.text import Text
+
+    from animl_ingest_cli.metadata import FileMetadata
+
+SHORT = "Show the metadata each image would send."
+EPILOG = ("\b\nExamples:\n"
+          "  animl-ingest inspect examples/images\n"
+          "  animl-ingest inspect /media/SDCARD/DCIM --json | jq .md.SerialNumber")
 
 HELP = (
     "Show the metadata record each image would send to animl-api, and what is wrong with it.\n\n"
@@ -32,11 +37,16 @@ HELP = (
 )
 
 SUMMARY_KEYS = ("files", "images", "not_images", "with_problems", "unknown_serial", "no_date")
-PathsArg = Annotated[list[Path], typer.Argument(help="Image files or folders to read.", show_default=False)]
+# described in HELP: typer would show `<list[path]>` after it
+PathsArg = Annotated[list[Path], typer.Argument(show_default=False, metavar="PATH", hidden=True)]
 
 
 def inspect(paths: PathsArg, json_out: JsonOpt = False) -> None:
     """Read each file in-process (never uploads); JSON lines stream as files are read."""
+    from rich.console import Console
+
+    from animl_ingest_cli.files import iter_image_files
+
     files = iter_image_files(paths)  # every path checked before anything is printed
     summary = dict.fromkeys(SUMMARY_KEYS, 0)
     table = _new_table()
@@ -51,13 +61,16 @@ def inspect(paths: PathsArg, json_out: JsonOpt = False) -> None:
         emit_json({"summary": summary})
         return
     # a pipe gets wide lines rather than a table folded into 80 columns
-    console = out_console if out_console.is_terminal else Console(width=200, highlight=False)
+    console = out_console.get() if out_console.is_terminal else Console(width=200, highlight=False)
     console.print(table)
     info(f"{summary['files']} files: {summary['images']} images, {summary['not_images']} not images, "
          f"{summary['with_problems']} with problems")
 
 
 def _read(path: Path) -> FileMetadata:
+    from animl_ingest_cli.metadata import FileMetadata, read_metadata_file
+    from animl_ingest_cli.stores import MAX_OBJECT_BYTES
+
     try:
         size = path.stat().st_size
         if size > MAX_OBJECT_BYTES:  # never read into memory, as ingest would not read it either
@@ -79,6 +92,8 @@ def _count(summary: dict[str, int], meta: FileMetadata) -> None:
 
 
 def _new_table() -> Table:
+    from rich.table import Table
+
     table = Table(show_lines=False, header_style="bold")
     for name in ("file", "make", "model", "serial", "time", "size", "type", "problems"):
         table.add_column(name, overflow="fold")
@@ -86,6 +101,8 @@ def _new_table() -> Table:
 
 
 def _row(path: Path, meta: FileMetadata) -> list[Text]:
+    from rich.text import Text
+
     md: dict[str, Any] = meta.md
     size = f"{md['ImageWidth']}x{md['ImageHeight']}" if "ImageWidth" in md else "-"
     when = str(md.get("DateTimeOriginal", "-")).removesuffix(".000Z").replace("T", " ")
@@ -103,4 +120,6 @@ def _visible(value: str) -> str:
 
 
 def _cell(value: str) -> Text:
+    from rich.text import Text
+
     return Text(_visible(value))  # a Text is never read as rich markup

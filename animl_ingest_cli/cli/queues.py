@@ -3,32 +3,39 @@
 from __future__ import annotations
 
 from contextlib import nullcontext
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.live import Live
-from rich.table import Table
 
 from animl_ingest_cli.cli.common import (
     JsonOpt,
     StageOpt,
     emit_json,
     err_console,
+    examples,
     info,
+    new_app,
     out_console,
     progress_enabled,
     warn,
 )
-from animl_ingest_cli.context import open_stage
-from animl_ingest_cli.errors import WaitTimeout
-from animl_ingest_cli.ops.queues import QueueInfo, Snapshot, list_queues
-from animl_ingest_cli.ops.queues import drain as drain_queues
+from animl_ingest_cli.errors import Interrupted
 
-app = typer.Typer(help="Animl's SQS queues of a stage: counts, and waiting until they are empty.",
-                  no_args_is_help=True)
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from animl_ingest_cli.ops.queues import QueueInfo, Snapshot
+
+SHORT = "Animl's SQS queues: counts, and waiting until idle."
+app = new_app("Animl's SQS queues of a stage: their counts, and waiting until every queue, AWS Batch job "
+              "and batch stack is idle (the deployment's drain step).",
+              examples("animl-ingest queues list --stage prod",
+                       "animl-ingest queues drain --stage prod --interval 60 --stable 3"))
 
 
 def _table(queues: list[QueueInfo], title: str | None = None) -> Table:
+    from rich.table import Table
+
     table = Table(title=title, title_justify="left")
     table.add_column("queue")
     for col in ("visible", "in flight", "delayed"):
@@ -39,9 +46,13 @@ def _table(queues: list[QueueInfo], title: str | None = None) -> Table:
     return table
 
 
-@app.command("list")
+@app.command("list", epilog=examples("animl-ingest queues list --stage prod",
+                                     "animl-ingest queues list --stage dev --json"))
 def list_(stage: StageOpt = None, json_out: JsonOpt = False) -> None:
     """Every Animl queue of the stage with visible, in-flight and delayed counts; DLQs marked."""
+    from animl_ingest_cli.context import open_stage
+    from animl_ingest_cli.ops.queues import list_queues
+
     ctx = open_stage(stage)
     queues = list_queues(ctx)
     if json_out:
@@ -51,11 +62,13 @@ def list_(stage: StageOpt = None, json_out: JsonOpt = False) -> None:
     if not queues:
         info(f"no Animl queues on {ctx.stage}")
         return
-    out_console.print(_table(queues))
+    out_console.print(_table(queues, title=f"queues on {ctx.stage}"))
 
 
-def _poll_view(snap: Snapshot, streak: int, stable: int) -> Table:
-    table = _table(snap.queues, title=f"idle polls {streak}/{stable}")
+def _poll_view(snap: Snapshot, streak: int, stable: int, polls: int, elapsed: float,
+               timeout: float) -> Table:
+    table = _table(snap.queues, title=f"poll {polls}, {elapsed:.0f} s of at most {timeout:.0f} s: "
+                                      f"idle polls {streak}/{stable}")
     jobs, stacks = snap.jobs.items, snap.stacks.items
     table.add_row("batch jobs", str(sum(jobs.values())) if jobs is not None else "-", "", "", "")
     table.add_row("batch stacks", str(len(stacks)) if stacks is not None else "-", "", "", "")
@@ -64,19 +77,37 @@ def _poll_view(snap: Snapshot, streak: int, stable: int) -> Table:
     return table
 
 
-@app.command("drain")
+@app.command("drain", epilog=examples("animl-ingest queues drain --stage prod",
+                                      "animl-ingest queues drain --stage dev --interval 10 --timeout 600"))
 def drain(
     stage: StageOpt = None,
-    timeout: Annotated[float, typer.Option(help="Give up after this many seconds (exit 4).")] = 3600,
-    interval: Annotated[float, typer.Option(help="Seconds between polls.")] = 60,
-    stable: Annotated[int, typer.Option(help="Consecutive idle polls that count as drained.")] = 3,
+    timeout: Annotated[float, typer.Option(metavar="SECONDS",
+                                           help="Give up after this many seconds (exit 4).")] = 3600,
+    interval: Annotated[float, typer.Option(metavar="SECONDS", help="Seconds between polls.")] = 60,
+    stable: Annotated[int, typer.Option(metavar="N",
+                                        help="Consecutive idle polls that count as drained.")] = 3,
+    allow_empty: Annotated[bool, typer.Option(
+        "--allow-empty", help="Count a stage with no Animl queue at all as drained (without it, that is "
+                              "refused with exit 3: usually the wrong profile, region or account).")] = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Wait until every work queue, Batch job and batch stack of the stage is idle; DLQs are reported."""
+    """Wait until every work queue, AWS Batch job and batch stack of the stage is idle for --stable
+    polls in a row. Dead-letter queues are reported, never waited on. Exit 0 drained, 3 no Animl
+    queue found, 4 timed out."""
+    import time
+
+    from rich.live import Live
+
+    from animl_ingest_cli.context import open_stage
+    from animl_ingest_cli.errors import WaitTimeout
+    from animl_ingest_cli.ops.queues import drain as drain_queues
+
     ctx = open_stage(stage)
-    live_view = progress_enabled() and not json_out
+    live_view = progress_enabled(json_out)
     polls = 0
-    live: Any = Live(console=err_console, auto_refresh=False) if live_view else nullcontext()
+    started = time.monotonic()
+    live: Any = Live(console=err_console.get(), auto_refresh=False, transient=True) if live_view \
+        else nullcontext()
 
     def on_poll(snap: Snapshot, streak: int) -> None:
         nonlocal polls
@@ -84,17 +115,26 @@ def drain(
         if json_out:
             emit_json({"poll": polls, "streak": streak, **snap.to_dict()})
         elif live_view:
-            live.update(_poll_view(snap, streak, stable), refresh=True)
+            live.update(_poll_view(snap, streak, stable, polls, time.monotonic() - started, timeout),
+                        refresh=True)
         else:
             info(f"poll {polls}: {snap.describe()}; idle {streak}/{stable}")
 
-    with live:
-        result = drain_queues(ctx, timeout=timeout, interval=interval, stable=stable, on_poll=on_poll)
+    try:
+        with live:
+            result = drain_queues(ctx, timeout=timeout, interval=interval, stable=stable, on_poll=on_poll,
+                                  allow_empty=allow_empty)
+    except KeyboardInterrupt:
+        raise Interrupted(f"interrupted: queues drain on {ctx.stage} stopped after {polls} poll(s), "
+                          f"{time.monotonic() - started:.0f} s; nothing was changed") from None
     if json_out:
         emit_json({"summary": result.to_dict()})
     for q in result.last.dead_letters:
         warn(f"dead-letter queue {q.name} holds {q.messages} message(s): not waited on")
     if not result.drained:
-        raise WaitTimeout(f"not drained after {result.elapsed:.0f} s: {result.last.describe()}")
+        raise WaitTimeout(f"not drained on {ctx.stage} after {result.elapsed:.0f} s: "
+                          f"{result.last.describe()}")
     if not json_out:
-        typer.echo(f"drained ({result.polls} polls, {result.elapsed:.0f} s)")
+        if live_view:
+            info(f"last poll: {result.last.describe()}")
+        typer.echo(f"drained on {ctx.stage} ({result.polls} polls, {result.elapsed:.0f} s)")

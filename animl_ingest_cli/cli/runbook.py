@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
 from animl_ingest_cli.cli.common import (
     DryRunOpt,
@@ -13,27 +12,33 @@ from animl_ingest_cli.cli.common import (
     ask_yes_no,
     confirm_stage,
     emit_json,
+    examples,
     info,
+    new_app,
     out_console,
     warn,
 )
-from animl_ingest_cli.context import open_stage
-from animl_ingest_cli.errors import RefusedError
-from animl_ingest_cli.ops.moves import MoveOutcome
-from animl_ingest_cli.ops.queues import Snapshot
-from animl_ingest_cli.runbook import runner
+from animl_ingest_cli.errors import Interrupted, RefusedError
 from animl_ingest_cli.runbook.state import state_path
 from animl_ingest_cli.runbook.steps import STEPS, Options, plan_text
 
-app = typer.Typer(
-    help="The production deployment as eight steps with saved state: the tool "
-         "does what it can and verifies it, you confirm what only a person can do. See RUNBOOK.md.",
-    no_args_is_help=True)
+if TYPE_CHECKING:
+    from animl_ingest_cli.ops.moves import MoveOutcome
+    from animl_ingest_cli.ops.queues import Snapshot
+
+SHORT = "The production deployment, step by step, resumable."
+app = new_app(
+    "The production deployment as eight steps with saved state: the tool does what it can and "
+    "verifies it, you confirm what only a person can do. See RUNBOOK.md.",
+    examples("animl-ingest runbook prod-deploy --dry-run",
+             "animl-ingest runbook prod-deploy --distribution-id E2QWRUHAPOMQZL --api-dir ~/src/animl-api",
+             "animl-ingest runbook status",
+             "animl-ingest runbook prod-deploy --resume"))
 
 DEFAULTS = Options()
 # Not from ANIML_STAGE: a shell set up for dev or local work must not aim this command elsewhere.
 RunbookStageOpt = Annotated[str, typer.Option(
-    "--stage", "-s", help="Stage: prod (default: this runbook's purpose), dev, or local.")]
+    "--stage", "-s", metavar="STAGE", help="Stage: prod (default: this runbook's purpose), dev, or local.")]
 
 
 class CliOperator:
@@ -63,10 +68,14 @@ class CliOperator:
             warn(f"{outcome.key}: {outcome.detail}")
 
 
-@app.command("prod-deploy")
+@app.command("prod-deploy", epilog=examples(
+    "animl-ingest runbook prod-deploy --dry-run",
+    "animl-ingest runbook prod-deploy --distribution-id E2QWRUHAPOMQZL --api-dir ~/src/animl-api",
+    "animl-ingest runbook prod-deploy --resume"))
 def prod_deploy(
     stage: RunbookStageOpt = "prod",
     distribution_id: Annotated[str | None, typer.Option(
+        metavar="ID",
         help="The frontend's CloudFront distribution ID: the tool clears its cache in steps 1 and 7 "
              "(without it, you do; '' on --resume drops the saved one).")] = None,
     api_dir: Annotated[str | None, typer.Option(
@@ -74,10 +83,13 @@ def prod_deploy(
         help="An animl-api checkout: the tool runs its `npm run export-db-<stage>` in step 5 and checks "
              "the backup folder (without it, you do; '' on --resume drops the saved one).")] = None,
     drain_timeout: Annotated[float | None, typer.Option(
+        metavar="SECONDS",
         help=f"Step 4 fails after this many seconds (default {DEFAULTS.drain_timeout:g}).")] = None,
     drain_interval: Annotated[float | None, typer.Option(
+        metavar="SECONDS",
         help=f"Seconds between polls in step 4 (default {DEFAULTS.drain_interval:g}).")] = None,
     drain_stable: Annotated[int | None, typer.Option(
+        metavar="N",
         help=f"Consecutive idle polls that count as drained (default {DEFAULTS.drain_stable}).")] = None,
     resume: Annotated[bool, typer.Option(
         "--resume", help="Go on with the saved run from its first unfinished step (options given now "
@@ -91,6 +103,9 @@ def prod_deploy(
 ) -> None:
     """Walk the eight deployment steps in order. A "no", a failed step or Ctrl-C stops the run (exit 3,
     or 130) and leaves everything as it is (maintenance stays on); --resume goes on from there."""
+    from animl_ingest_cli.context import open_stage
+    from animl_ingest_cli.runbook import runner
+
     ctx = open_stage(stage)
     given: dict[str, Any] = {"distribution_id": distribution_id,
                              "api_dir": api_dir,
@@ -103,8 +118,8 @@ def prod_deploy(
     try:
         run = runner.prod_deploy(ctx, operator, given, resume=resume, restart=restart)
     except KeyboardInterrupt:
-        info(f"state saved in {state_path(ctx.stage)}; run again with --resume to go on")
-        raise
+        raise Interrupted(f"interrupted: runbook prod-deploy on {ctx.stage}: state saved in "
+                          f"{state_path(ctx.stage)}; run again with --resume to go on") from None
     done = sum(rec.state == "done" for rec in run.steps)
     skipped = sum(rec.state == "skipped" for rec in run.steps)
     typer.echo(f"runbook prod-deploy on {ctx.stage}: complete ({done} steps done, {skipped} skipped; "
@@ -112,6 +127,8 @@ def prod_deploy(
 
 
 def _show_plan(stage: str, given: dict[str, Any], resume: bool) -> None:
+    from animl_ingest_cli.runbook import runner
+
     run, options = runner.plan(stage, given, resume=resume)
     states = {rec.name: rec.state for rec in run.steps} if run else {}
     typer.echo(f"runbook prod-deploy on {stage}, dry run: nothing is changed")
@@ -121,10 +138,16 @@ def _show_plan(stage: str, given: dict[str, Any], resume: bool) -> None:
         typer.echo("\n" + plan_text(step, stage, options, note))
 
 
-@app.command("status")
+@app.command("status", epilog=examples("animl-ingest runbook status",
+                                       "animl-ingest runbook status --stage dev --json"))
 def status(stage: RunbookStageOpt = "prod", json_out: JsonOpt = False) -> None:
     """The saved run's steps with their state (pending, done, failed, skipped) and times, and whether
     the run is complete (--json: one object with stage, complete and steps)."""
+    from rich.table import Table
+
+    from animl_ingest_cli.context import open_stage
+    from animl_ingest_cli.runbook import runner
+
     ctx = open_stage(stage)
     report = runner.status(ctx.stage)
     if json_out:

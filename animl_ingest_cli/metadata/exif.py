@@ -89,6 +89,8 @@ def _read(payload: bytes, base: int, result: ExifResult, skip: set[int],
     priority_dir = "IFD0" if ifd0.get(0x00FE) == 0 else None  # SubfileType 0: IFD0 is the main image
     for ifd_name, table, tag_id, value in _in_exiftool_order(ifd0, exif_ifd, gps, interop, ifd1):
         as_stored = stored.get(ifd_name, {}).get(tag_id)
+        if as_stored is not None and as_stored.raw is not None and isinstance(value, (bytes, str)):
+            value = _as_pillow_gives(as_stored)
         printed = _printed(result, table, tag_id, value, big_endian, as_stored)
         if printed is None:
             continue
@@ -116,11 +118,14 @@ _INT_FORMATS = {1: "B", 3: "H", 4: "I", 6: "b", 8: "h", 9: "i"}
 
 @dataclass
 class Stored:
-    """An entry as stored: its TIFF type and, for integer types, its values (Pillow keeps only as
-    many values as the EXIF standard expects for the tag; exiftool prints them all)."""
+    """An entry as stored: its TIFF type, for integer types its values (Pillow keeps only as many
+    values as the EXIF standard expects for the tag; exiftool prints them all), and for byte and
+    text types its bytes as the file holds them (Pillow reads the defused copy, whose zeroed counts
+    would show in a value stored over an IFD)."""
 
     type: int
     numbers: tuple[int, ...] | None = None
+    raw: bytes | None = None   # BYTE/ASCII/UNDEFINED bytes as in the file, not the defused copy
 
 
 def _defuse(payload: bytes) -> tuple[bytes, set[int], list[str], dict[str, dict[int, Stored]]]:
@@ -156,14 +161,16 @@ def _defuse(payload: bytes) -> tuple[bytes, set[int], list[str], dict[str, dict[
         for entry in range(offset + 2, min(offset + 2 + 12 * count, len(buf) - 11), 12):
             tag, typ, n = struct.unpack_from(order + "HHI", buf, entry)
             size = n * _TYPE_SIZES.get(typ, 0)
-            if tag not in stored:
-                at = entry + 8 if size <= 4 else u32(entry + 8)
-                stored[tag] = Stored(typ, _numbers(buf, order, typ, n, at))
+            at = entry + 8 if size <= 4 else u32(entry + 8)
             if size > 4:
                 budget -= size
                 if budget < 0:
                     struct.pack_into(order + "I", buf, entry + 4, 0)
                     dropped += 1
+            if tag not in stored:
+                whole = typ in (1, 2, 7) and budget >= 0 and at + size <= len(payload)
+                raw = payload[at:at + size] if whole else None
+                stored[tag] = Stored(typ, _numbers(payload, order, typ, n, at), raw)
             values[tag] = u32(entry + 8)
         if dropped:
             problems.append(f"EXIF: {dropped} values dropped, their data larger than the EXIF block")
@@ -183,7 +190,15 @@ def _defuse(payload: bytes) -> tuple[bytes, set[int], list[str], dict[str, dict[
     return bytes(buf), crowded, problems, types
 
 
-def _numbers(buf: bytearray, order: str, typ: int, count: int, at: int) -> tuple[int, ...] | None:
+def _as_pillow_gives(stored: Stored) -> bytes | str:
+    """The original bytes in the form Pillow gives them: ASCII as text less one trailing NUL."""
+    raw = stored.raw or b""
+    if stored.type == 2:
+        return (raw[:-1] if raw.endswith(b"\0") else raw).decode("latin-1")
+    return raw
+
+
+def _numbers(buf: bytes | bytearray, order: str, typ: int, count: int, at: int) -> tuple[int, ...] | None:
     """The values of an integer-typed entry (at most 64 of them: only text tags use this)."""
     fmt = _INT_FORMATS.get(typ)
     if fmt is None or not 0 < count <= 64 or at + count * _TYPE_SIZES[typ] > len(buf):

@@ -33,6 +33,8 @@ from animl_ingest_cli.errors import AccessDenied, RefusedError
 ACTIVE_JOB_STATUSES = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING")
 ENDED_JOB_STATUSES = ("SUCCEEDED", "FAILED")
 DESCRIBE_JOBS_LIMIT = 100  # job ids per DescribeJobs call
+_EARLIEST = dt.datetime.min.replace(tzinfo=dt.UTC)
+_LATEST = dt.datetime.max.replace(tzinfo=dt.UTC)
 
 
 @dataclass
@@ -198,8 +200,7 @@ def jobs_by_batch(ctx: StageContext, queue: str | None,
             continue
         info = JobInfo(j["jobId"], j.get("status", "?"), _millis(j.get("createdAt")), j.get("statusReason"))
         known = out.get(batch)
-        if known is None or (info.created or dt.datetime.min.replace(tzinfo=dt.UTC)) > \
-                (known.created or dt.datetime.min.replace(tzinfo=dt.UTC)):
+        if known is None or (info.created or _EARLIEST) > (known.created or _EARLIEST):
             out[batch] = info
     return out, None
 
@@ -223,8 +224,7 @@ def in_flight(ctx: StageContext) -> tuple[list[BatchView], list[str]]:
         views.setdefault(batch, BatchView(batch)).job = job
     notes = [n for n in (stack_note, job_note) if n]
     out = [_fill(ctx, v) for v in views.values()]
-    far = dt.datetime.max.replace(tzinfo=dt.UTC)
-    return sorted(out, key=lambda v: (v.created or far, v.batch)), notes
+    return sorted(out, key=lambda v: (v.created or _LATEST, v.batch)), notes
 
 
 def show(ctx: StageContext, batch: str) -> BatchView:

@@ -67,6 +67,30 @@ def list_errors(ctx: StageContext) -> list[ErrorFolder]:
     return [folders[k] for k in sorted(folders)]
 
 
+def check_folder(ctx: StageContext, error: str) -> None:
+    """A folder that is not there (a typo, another stage) is an input error naming the folders that
+    are, never `moved 0`."""
+    src = ctx.store("dead-letter")
+    error = error.rstrip("/")
+    for prefix in (f"{error}/", f"{STAGING_PREFIX}{error}/"):
+        if next(iter(src.list(prefix)), None) is not None:
+            return
+    folders = [f for f in list_errors(ctx) if f.error]
+    if not folders:
+        raise InputError(f"no dead-letter folder {error!r} on {ctx.stage}: the dead-letter bucket "
+                         f"{src.uri()} is empty")
+    shown = ", ".join(f"{f.error!r} ({f.objects + f.in_transit})" for f in folders[:20])
+    more = f" and {len(folders) - 20} more" if len(folders) > 20 else ""
+    raise InputError(f"no dead-letter folder {error!r} on {ctx.stage}; the folders are: {shown}{more}")
+
+
+def count_folder(ctx: StageContext, error: str, prefix: str = "") -> int:
+    """How many objects a redrive of `error` (under `prefix`) would look at: the progress bar's total."""
+    src = ctx.store("dead-letter")
+    folder = f"{error.rstrip('/')}/{prefix}"
+    return sum(1 for _ in src.list(folder)) + sum(1 for _ in src.list(STAGING_PREFIX + folder))
+
+
 def warnings_for(error: str) -> list[str]:
     if error == DUPLICATE:
         return ["DUPLICATE_IMAGE: animl-api already holds these images; each comes back as a "
@@ -97,11 +121,13 @@ def redrive(ctx: StageContext, error: str, *, prefix: str = "", concurrency: int
     called too; without it, the redrive is refused."""
     error = error.rstrip("/")
     if not error:
-        raise InputError("--error needs the error folder's name (see 'animl-ingest deadletter list')")
+        raise InputError(f"--error needs the error folder's name (see 'animl-ingest deadletter list "
+                         f"--stage {ctx.stage}')")
     src = ctx.store("dead-letter")
     ingestion = ctx.bucket("ingestion")
     targets = Targets.for_stage(ctx, allow_buckets)
     stores: dict[str, Store] = {}
+    check_folder(ctx, error)
     if confirm and not dry_run:
         confirm(f"Redrive every object in {src.uri(error + '/' + prefix)} to where it came from")
     prod = targets.prod_buckets()

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from animl_ingest_cli import audit
-from animl_ingest_cli.config import MAINTENANCE_CACHE_SECONDS, maintenance_flag
+from animl_ingest_cli.config import MAINTENANCE_CACHE_SECONDS, MAINTENANCE_WAIT_ENV, maintenance_flag
 from animl_ingest_cli.context import StageContext
 from animl_ingest_cli.errors import InputError, RefusedError
 
-WAIT_ENV = "ANIML_MAINTENANCE_WAIT_SECONDS"
+WAIT_ENV = MAINTENANCE_WAIT_ENV
 # The function's cache plus a second for the clocks of SSM and the function not agreeing exactly.
 DEFAULT_WAIT_SECONDS = MAINTENANCE_CACHE_SECONDS + 1.0
 

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import IO, Any, Literal, TypeVar
 
 from animl_ingest_cli import audit, keys
-from animl_ingest_cli.config import state_dir
+from animl_ingest_cli.config import MOVE_CONCURRENCY, state_dir
 from animl_ingest_cli.context import StageContext
 from animl_ingest_cli.errors import (
     EXIT_SOME_FAILED,
@@ -54,7 +54,7 @@ from animl_ingest_cli.stores import DELETE_BATCH, ObjectInfo, Store
 T = TypeVar("T")
 STAGING_PREFIX = keys.STAGING_PREFIX  # one of the prefixes keys.py reserves for the tool itself
 CHUNK = DELETE_BATCH  # objects in flight at once: one DeleteObjects call of sources per chunk
-DEFAULT_CONCURRENCY = 32
+DEFAULT_CONCURRENCY = MOVE_CONCURRENCY
 SPARE_CONNECTIONS = 8  # the listing, the DeleteObjects calls and SSM beside the copies
 PLANS = {"copy": "copy, verify, delete from the source",
          "present": "delete from the source only (the destination already holds it)",
@@ -132,7 +132,9 @@ class MoveSummary:
                 "failed": self.failed, "planned": self.planned, "bytes_moved": self.bytes_moved,
                 "limited": self.limited, "interrupted": self.interrupted,
                 "requests": dict(sorted(self.requests.items())), "requests_total": total,
-                "requests_per_object": round(total / self.selected, 3) if self.selected and total else None}
+                # per object taken out of the source (moved, or found already copied), not per listed
+                "requests_per_object": round(total / (self.moved + self.already), 3)
+                if self.moved + self.already and total else None}
 
 
 @contextlib.contextmanager

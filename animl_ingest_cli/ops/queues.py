@@ -20,7 +20,7 @@ from typing import Any
 from animl_ingest_cli.aws import pages, translated
 from animl_ingest_cli.batchjob.inflight import COUNT_ATTRIBUTES, MISSING_QUEUE_CODES, QueueInfo, counts_of
 from animl_ingest_cli.context import StageContext
-from animl_ingest_cli.errors import InputError, StoreError
+from animl_ingest_cli.errors import InputError, RefusedError, StoreError
 from animl_ingest_cli.ops.batches import (
     Visibility,
     active_jobs,
@@ -109,6 +109,12 @@ def snapshot(ctx: StageContext, queue: str | None) -> Snapshot:
     return Snapshot(list_queues(ctx), active_jobs(ctx, queue), live_batch_stacks(ctx))
 
 
+def no_queues_message(ctx: StageContext) -> str:
+    prefixes = ", ".join(p + ("*" if p.endswith("-") else "") for p in ctx.names.queue_prefixes)
+    return (f"no Animl queue found on {ctx.stage} (looked for {prefixes}): check the AWS profile, "
+            f"region and account; --allow-empty counts no queues as drained")
+
+
 @dataclass
 class DrainResult:
     drained: bool
@@ -124,10 +130,12 @@ class DrainResult:
 def drain(ctx: StageContext, *, timeout: float = 3600, interval: float = 60, stable: int = 3,
           on_poll: Callable[[Snapshot, int], None] | None = None,
           sleep: Callable[[float], None] = time.sleep,
-          clock: Callable[[], float] = time.monotonic) -> DrainResult:
+          clock: Callable[[], float] = time.monotonic, allow_empty: bool = False) -> DrainResult:
     """Poll until the work has been idle for `stable` consecutive polls, or `timeout` runs out.
 
     `on_poll(snapshot, streak)` sees every poll. The local stage has no queues: drained at once.
+    An AWS stage where not one Animl queue is found is refused (RefusedError) unless `allow_empty`:
+    that is nearly always the wrong profile, region or account, and "drained" would be a lie.
     """
     if timeout < 0 or interval < 0 or stable < 1:
         raise InputError("drain needs --timeout >= 0, --interval >= 0 and --stable >= 1")
@@ -137,6 +145,8 @@ def drain(ctx: StageContext, *, timeout: float = 3600, interval: float = 60, sta
     while True:
         snap = snapshot(ctx, queue)
         polls += 1
+        if polls == 1 and not ctx.is_local and not snap.queues and not allow_empty:
+            raise RefusedError(no_queues_message(ctx))
         streak = streak + 1 if snap.idle else 0
         if on_poll:
             on_poll(snap, streak)

@@ -12,11 +12,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from animl_ingest_cli.config import is_bucket_name, is_prod_bucket
+from animl_ingest_cli.config import ALLOW_OPTION, is_bucket_name, is_prod_bucket
 from animl_ingest_cli.context import StageContext
 from animl_ingest_cli.errors import InputError
-
-ALLOW_OPTION = "--allow-foreign-bucket"
 
 
 @dataclass(frozen=True)

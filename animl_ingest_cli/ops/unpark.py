@@ -45,12 +45,19 @@ def unpark_moves(src: Store, dst: Store, prefix: str = "") -> Iterator[Move]:
         yield Move(key, info.etag, info.size, dst, to, staged=True, dst_listed=taken.get(to))
 
 
+def count_parked(ctx: StageContext, prefix: str = "") -> int:
+    """How many objects an unpark under `prefix` would look at: the progress bar's total."""
+    src = ctx.store("parkinglot")
+    return sum(1 for _ in src.list(prefix)) + sum(1 for _ in src.list(STAGING_PREFIX + prefix))
+
+
 def unpark(ctx: StageContext, *, prefix: str = "", concurrency: int = DEFAULT_CONCURRENCY,
            max_delete: int | None = None, dry_run: bool = False, force: bool = False,
            on_outcome: Callable[[MoveOutcome], None] | None = None,
            on_wait: Callable[[float], None] | None = None,
            confirm: Callable[[str], None] | None = None,
-           sleep: Callable[[float], None] = time.sleep) -> MoveSummary:
+           sleep: Callable[[float], None] = time.sleep,
+           on_warning: Callable[[str], None] | None = None) -> MoveSummary:
     """Move the parking lot (or the part under `prefix`) to the ingestion bucket, verified.
 
     Raises RefusedError while maintenance is on unless `force`. Right after `maintenance off` the
@@ -60,9 +67,14 @@ def unpark(ctx: StageContext, *, prefix: str = "", concurrency: int = DEFAULT_CO
     if prefix.startswith(STAGING_PREFIX):
         raise InputError(f"--prefix may not start with the staging prefix {STAGING_PREFIX}")
     state = maintenance.read_state(ctx)
-    if state.maintenance and not force:
+    if state.maintenance and not force and dry_run:
+        if on_warning:
+            on_warning(f"maintenance is on for {ctx.stage}: this is the plan, but unpark itself is "
+                       f"refused until 'animl-ingest maintenance off --stage {ctx.stage}'")
+    elif state.maintenance and not force:
         raise RefusedError(f"maintenance is on for {ctx.stage}: unparked images would be parked "
-                           f"again (turn it off with 'animl-ingest maintenance off', or use --force)")
+                           f"again (turn it off with 'animl-ingest maintenance off --stage {ctx.stage}', "
+                           f"or use --force)")
     src, dst = ctx.store("parkinglot"), ctx.store("ingestion")
     if confirm and not dry_run:
         confirm(f"Move every object in {src.uri(prefix)} to {dst.uri()}")

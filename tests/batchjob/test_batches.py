@@ -178,3 +178,31 @@ def test_local_stage_says_there_is_nothing_in_flight(capsys: Any, monkeypatch: p
     assert r.code == 0 and r.out == "" and "in-process" in r.err
     r = run_cli(capsys, monkeypatch, "batches", "teardown", new_batch(), "--yes")
     assert r.code == 3 and "local stage has no batch stacks" in r.err
+
+
+def test_the_installed_command_lists_and_tears_down_against_moto_server(
+        moto_server: str, api_stub: Any) -> None:
+    """As an operator runs it: the installed `animl-ingest`, its own process, moto's server."""
+    import subprocess
+
+    from tests.conftest import subprocess_env
+    from tests.ops.helpers import installed_cli
+
+    boto3.client("ssm", region_name=REGION).put_parameter(
+        Name=NAMES.api_url_param, Value=api_stub.url, Type="String")
+    batch = new_batch()
+    make_batch_stack(batch)
+    send(NAMES.batch_queue(batch), 1)
+    env = subprocess_env({"API_KEY": api_stub.api_key})
+    r = subprocess.run([*installed_cli(), "batches", "list", "--stage", "dev", "--json"],
+                       capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 0, r.stderr
+    [row] = lines(r.stdout)
+    assert row["batch"] == batch and row["queue"]["visible"] == 1 and row["stack_status"] == "CREATE_COMPLETE"
+    r = subprocess.run([*installed_cli(), "batches", "teardown", batch, "--stage", "dev", "--json"],
+                       capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert lines(r.stdout)[0]["result"]["action"] == "deleted"
+    assert stack_status(batch) is None
+    assert [c.input["_id"] for c in api_stub.calls("updateBatch")] == [batch]
+    assert api_stub.api_key not in r.stdout + r.stderr

@@ -29,7 +29,7 @@ def test_installed_command_against_moto_server_waits_for_the_cache(moto_server: 
     r = cli("maintenance", "on", "--stage", "dev", env={"ANIML_MAINTENANCE_WAIT_SECONDS": "0.6"})
     assert r.returncode == 0, r.stderr
     assert time.monotonic() - started >= 0.6  # the wait happened
-    assert r.stdout == "on\n" and "waiting 0.6 s" in r.stderr
+    assert r.stdout == "maintenance on (dev)\n" and "waiting 0.6 s" in r.stderr
     assert boto3.client("ssm").get_parameter(Name=PARAM)["Parameter"]["Value"] == "true"
     r = cli("maintenance", "status", "--stage", "dev", "--json")
     state = json.loads(r.stdout)
@@ -41,13 +41,13 @@ def test_installed_command_against_moto_server_waits_for_the_cache(moto_server: 
 
 
 def test_local_stage_on_off_idempotent_and_audited(capsys, monkeypatch) -> None:
-    assert run_cli(capsys, monkeypatch, "maintenance", "status").out == "off\n"
+    assert run_cli(capsys, monkeypatch, "maintenance", "status").out == "off on local\n"
     r = run_cli(capsys, monkeypatch, "maintenance", "on", "--no-wait")
-    assert (r.code, r.out) == (0, "on\n")
+    assert (r.code, r.out) == (0, "maintenance on (local)\n")
     r = run_cli(capsys, monkeypatch, "maintenance", "on", "--no-wait")
     assert r.code == 0 and "already on" in r.err
-    assert run_cli(capsys, monkeypatch, "maintenance", "status").out == "on\n"
-    assert run_cli(capsys, monkeypatch, "maintenance", "off", "--no-wait").out == "off\n"
+    assert run_cli(capsys, monkeypatch, "maintenance", "status").out == "on on local\n"
+    assert run_cli(capsys, monkeypatch, "maintenance", "off", "--no-wait").out == "maintenance off (local)\n"
     from animl_ingest_cli.audit import audit_path
 
     entries = [json.loads(x) for x in audit_path().read_text().splitlines()]

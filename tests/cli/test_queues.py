@@ -46,7 +46,7 @@ def test_drain_timeout_exit_4_and_dead_letters_reported(aws_mock: None, capsys, 
     sqs.send_message(QueueUrl=urls["taskQueue-dev"], MessageBody="work")
     r = run_cli(capsys, monkeypatch, "queues", "drain", "--stage", "dev", "--timeout", "0.2",
                 "--interval", "0.05", "--json")
-    assert r.code == 4 and r.err.strip().splitlines()[-1].startswith("error: not drained after")
+    assert r.code == 4 and r.err.strip().splitlines()[-1].startswith("error: not drained on dev after")
     *polls, summary = map(json.loads, r.out.splitlines())
     assert polls and polls[0]["idle"] is False and summary["summary"]["drained"] is False
 

@@ -125,7 +125,7 @@ def test_dry_run_prints_each_planned_move(mocked, capsys, monkeypatch) -> None:
     assert r.out.splitlines() == [
         f"batch-1/y+2.jpg -> s3://{INGEST}/batch-1/y+2.jpg: copy, verify, delete from the source",
         f"x 1.jpg -> s3://{INGEST}/x 1.jpg: copy, verify, delete from the source",
-        "dry run: 2 to move, 0 would fail; nothing changed"]
+        "dry run on dev: 2 to move, 0 would fail; nothing changed"]
     assert len(keys(mocked, PARK)) == 2 and keys(mocked, INGEST) == {}
 
 

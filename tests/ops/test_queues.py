@@ -148,7 +148,7 @@ def test_drain_waits_for_a_running_batch_job(monkeypatch: pytest.MonkeyPatch) ->
         while not batch.list_jobs(jobQueue=queue_arn, jobStatus="SUBMITTED")["jobSummaryList"]:
             time.sleep(0.02)
         seen: list[dict | None] = []
-        result = q.drain(ctx, timeout=20, interval=0.1, stable=2,
+        result = q.drain(ctx, timeout=20, interval=0.1, stable=2, allow_empty=True,  # no SQS queue here
                          on_poll=lambda snap, streak: seen.append(snap.jobs.items))
         submitter.join()
         assert result.drained
