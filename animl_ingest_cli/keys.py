@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import posixpath
 import re
 import urllib.parse
 
 from animl_ingest_cli.api_rules import TOO_LARGE, UNKNOWN_DATE, UNKNOWN_SERIAL, is_duplicate
-from animl_ingest_cli.limits import decode_meta
+from animl_ingest_cli.limits import MAX_KEY_BYTES, cut_utf8, decode_meta
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 BATCH_EXTENSIONS = (".zip",)
@@ -16,6 +17,9 @@ BATCH_ID_RE = re.compile(rf"^batch-{_UUID}$")
 _BATCH_PREFIX_RE = re.compile(rf"^(batch-{_UUID})(?=/|\.zip$)")
 SERVING_SIZES = ("original", "medium", "small")
 UNKNOWN_ID = "UNKNOWN_ID"
+MAX_FOLDER_BYTES = 200  # one segment of a dead-letter key (an image id) at most: well inside S3's 1024
+MAX_ID_BYTES = MAX_FOLDER_BYTES  # an image id longer than this is named by its digest in a dead-letter key
+MAX_SHORT_STEM_BYTES = 200  # what is kept of a file name too long for a dead-letter key
 
 # The S3 user metadata the ingest writes (docs/animl.md), values percent-encoded (limits.quote_meta).
 # A dead letter names where it came from (what a redrive sends it back to) and why it is there:
@@ -121,12 +125,25 @@ def dead_letter_folder(errors: list[str], unknown: str = UNKNOWN_ERROR) -> str:
     return unknown
 
 
-def dead_letter_key(folder: str, image_id: str | None, name: str, attempt: int = 1) -> str:
-    """`<ERROR>/<imageId or UNKNOWN_ID>/<FileName>`; attempt 2, 3... adds `-2`, `-3` before the extension."""
-    if attempt > 1:
-        stem, ext = posixpath.splitext(name)
-        name = f"{stem}-{attempt}{ext}"
-    return f"{folder}/{image_id or UNKNOWN_ID}/{name}"
+def dead_letter_key(folder: str, image_id: str | None, name: str, attempt: int = 1, origin: str = "") -> str:
+    """`<ERROR>/<imageId or UNKNOWN_ID>/<FileName>`; attempt 2, 3... adds `-2`, `-3` before the extension.
+
+    Within S3's 1024-byte key limit: when the whole would be longer, the name is shortened to a
+    short stable one, the first bytes of its stem (whole characters) + `~` + 12 hex digits of the
+    sha256 of `origin` (the original bucket/key, whose full text is in the object's metadata)."""
+    ident = image_id or UNKNOWN_ID
+    if len(ident.encode("utf-8")) > MAX_ID_BYTES:
+        ident = "id-" + hashlib.sha256(ident.encode("utf-8")).hexdigest()[:16]
+    stem, ext = posixpath.splitext(name)
+    if len(ext.encode("utf-8")) > 16:
+        stem, ext = name, ""
+    suffix = f"-{attempt}" if attempt > 1 else ""
+    key = f"{folder}/{ident}/{stem}{suffix}{ext}"
+    if len(key.encode("utf-8")) <= MAX_KEY_BYTES:
+        return key
+    tag = "~" + hashlib.sha256((origin or name).encode("utf-8")).hexdigest()[:12]
+    room = MAX_KEY_BYTES - len(f"{folder}/{ident}/{tag}{suffix}{ext}".encode())
+    return f"{folder}/{ident}/{cut_utf8(stem, min(room, MAX_SHORT_STEM_BYTES))}{tag}{suffix}{ext}"
 
 
 # --- keys the tool writes for itself ------------------------------------------------------------------

@@ -77,10 +77,17 @@ def _work(ctx: StageContext, records: list[dict[str, Any]]) -> tuple[list[WorkIt
             continue
         bucket = record["s3"]["bucket"]["name"]
         key = keys.decode_event_key(record["s3"]["object"]["key"])
+        if bucket != ctx.bucket("ingestion"):
+            # FIX: only the stage's ingestion bucket is ever a source the function deletes from
+            log.warning("ignoring an event for %s/%s: not this stage's ingestion bucket (%s)",
+                        bucket, key, ctx.bucket("ingestion"))
+            ignored += 1
+            continue
         size = record["s3"]["object"].get("size")
+        etag = str(record["s3"]["object"].get("eTag") or "").strip('"') or None
         log.info("new file detected in %s: %s", bucket, key)
         items.append(WorkItem(ctx.store_for_bucket(bucket), key, True,
-                              size=size if isinstance(size, int) else None))
+                              size=size if isinstance(size, int) else None, etag=etag))
     return items, ignored
 
 

@@ -67,3 +67,33 @@ def decode_meta(value: str) -> str:
         except (ValueError, LookupError):
             return value
     return urllib.parse.unquote(value)
+
+
+def fit_metadata(values: dict[str, str], cuttable: tuple[str, ...] = ()) -> dict[str, str]:
+    """`values` (plain text) encoded as S3 user metadata within S3's 2 KB, counted as S3 counts.
+
+    Each value is percent-encoded (the contract's form); while the whole does not fit, the longest
+    value that is shorter as an RFC 2047 word is sent as one. Then the `cuttable` entries, in order,
+    are cut to what room is left (by characters of the text, so that an escape or a character is
+    never split); the others (the original key, which a redrive needs whole) never are."""
+    enc = {k: quote_meta(v) for k, v in values.items()}
+    for name in sorted((k for k in values if k not in cuttable), key=lambda k: -len(enc[k])):
+        if s3_metadata_size(enc) <= MAX_METADATA_BYTES:
+            break
+        compact = compact_meta(values[name])
+        if len(compact) < len(enc[name]):
+            enc[name] = compact
+    for name in cuttable:
+        if name not in values or s3_metadata_size(enc) <= MAX_METADATA_BYTES:
+            continue
+        room = MAX_METADATA_BYTES - (s3_metadata_size(enc) - len(enc[name]))
+        text = values[name]
+        lo, hi = 0, len(text)
+        while lo < hi:  # the longest prefix of the text whose encoding fits
+            mid = (lo + hi + 1) // 2
+            if len(quote_meta(text[:mid])) <= room:
+                lo = mid
+            else:
+                hi = mid - 1
+        enc[name] = quote_meta(text[:lo])
+    return enc

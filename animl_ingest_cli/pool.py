@@ -43,6 +43,7 @@ class WorkItem:
     batch: str | None = None
     skip_reason: str | None = None  # set for zip entries that must not be processed
     size: int | None = None  # bytes, as listed (the pool's memory budget); None when not known
+    etag: str | None = None  # as the event or the listing gave it (a redelivered event: docs/concurrency.md)
 
 
 @dataclass(frozen=True)
@@ -196,7 +197,7 @@ class IngestRun:
     def _one(self, idx: int, item: WorkItem) -> None:
         try:
             result: list[Outcome] | BaseException = self.ingestor.process(
-                item.store, item.key, delete_source=item.delete_source, batch=item.batch)
+                item.store, item.key, delete_source=item.delete_source, batch=item.batch, etag=item.etag)
         except BaseException as exc:  # noqa: BLE001 - handed to the iterating thread
             result = exc
         self._results.put((idx, result))

@@ -127,6 +127,13 @@ def _zip_items(path: Path, batch: str | None) -> Iterator[WorkItem]:
         yield WorkItem(zsrc, entry.name, False, batch, entry.problem, entry.size)
 
 
+def _local_bulk_upload(path: Path, batch: str | None) -> WorkItem:
+    """The local stage: a zip is a bulk upload, unpacked by the bulk-upload job itself (batchjob)
+    into the local ingestion bucket, then ingested. Checked readable here, before any work."""
+    ZipSource.open(path).close()
+    return WorkItem(LocalStore(path.resolve().parent), path.name, False, batch, size=_size(path))
+
+
 def _size(path: Path) -> int | None:
     try:
         return path.stat().st_size
@@ -144,10 +151,13 @@ def iter_work(ctx: StageContext, specs: list[SourceSpec], batch: str | None = No
             delete = spec.bucket == ingestion
             for info in store.list(spec.prefix):
                 if not info.key.endswith("/"):
-                    yield WorkItem(store, info.key, delete, size=info.size)
+                    yield WorkItem(store, info.key, delete, size=info.size, etag=info.etag)
         elif spec.kind == "zip":
             assert spec.path is not None
-            yield from _zip_items(spec.path, batch)
+            if ctx.is_local:
+                yield _local_bulk_upload(spec.path, batch)
+            else:
+                yield from _zip_items(spec.path, batch)
         elif spec.kind == "file":
             assert spec.path is not None
             folder = spec.path.resolve().parent
@@ -158,7 +168,9 @@ def iter_work(ctx: StageContext, specs: list[SourceSpec], batch: str | None = No
             # every file, so that what is not an image is reported as skipped rather than ignored
             for found in iter_image_files([spec.path], extensions=None):
                 key = found.relative_to(spec.path).as_posix()
-                if keys.kind(key) == "batch":
+                if keys.kind(key) == "batch" and ctx.is_local:
+                    yield _local_bulk_upload(spec.path / key, batch)
+                elif keys.kind(key) == "batch":
                     yield from _zip_items(spec.path / key, batch)
                 else:
                     yield WorkItem(folder_store, key, False, size=_size(found))

@@ -133,6 +133,7 @@ def generate(s3: Any, entries: int, entry_kb: int) -> tuple[int, float]:
             r = s3.upload_part(Bucket=ING, Key=ZIP, UploadId=up["UploadId"], PartNumber=len(parts) + 1,
                                Body=chunk)
             parts.append({"PartNumber": len(parts) + 1, "ETag": r["ETag"]})
+            print(f"  part {len(parts)}: {time.monotonic() - t0:.0f} s", flush=True)
 
     for i in range(entries):
         body, crc, deflated = pool[i % len(pool)]
@@ -257,7 +258,10 @@ def main() -> int:
     stub = ApiStub(tmp / "catalog.sqlite").start()
     results: dict[str, Any] = {"entries": args.entries, "entry_kb": args.entry_kb, "workers": args.workers}
     try:
-        c = {n: boto3.client(n, region_name="us-west-2", endpoint_url=endpoint)
+        from botocore.config import Config
+
+        slow = Config(read_timeout=1800, retries={"max_attempts": 1})  # moto joins 2 GB of parts
+        c = {n: boto3.client(n, region_name="us-west-2", endpoint_url=endpoint, config=slow)
              for n in ("s3", "ssm", "iam", "lambda")}
         for bucket in [f"animl-images-{k}-{STAGE}" for k in ("ingestion", "serving", "dead-letter",
                                                               "parkinglot")] + [BASELINE]:

@@ -51,6 +51,17 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[N
     lambda_handler.reset()
 
 
+@pytest.fixture(autouse=True)
+def s3_as_s3() -> Iterator[None]:
+    """moto answers as S3 would where it does not by itself (tests/reliability/s3rules.py):
+    CopyObject conditions, atomic check-then-write, the key and metadata limits. For every test,
+    in-process moto and the moto server alike."""
+    from tests.reliability import s3rules
+
+    with s3rules.installed():
+        yield
+
+
 @pytest.fixture
 def aws_mock() -> Iterator[None]:
     """moto in-process: every boto3 client made inside talks to moto's fresh state."""

@@ -14,6 +14,7 @@ from PIL import Image
 
 from animl_ingest_cli import keys
 from animl_ingest_cli.api import GraphQLApi
+from animl_ingest_cli.claims import PREFIX as CLAIMS
 from animl_ingest_cli.context import open_stage
 from animl_ingest_cli.ingest import (
     BATCH_SUBMITTED,
@@ -85,7 +86,7 @@ def put(s3, key: str, data: bytes, bucket: str = BUCKETS["ingestion"]) -> None: 
 
 def keys_in(s3, kind: str) -> list[str]:  # noqa: ANN001
     r = s3.list_objects_v2(Bucket=BUCKETS[kind])
-    return sorted(o["Key"] for o in r.get("Contents", []))
+    return sorted(o["Key"] for o in r.get("Contents", []) if not o["Key"].startswith(CLAIMS))
 
 
 def run_one(stage, s3, key: str, data: bytes, **kw):  # noqa: ANN001
@@ -182,14 +183,25 @@ def test_dead_letters_are_never_overwritten(stage, s3) -> None:  # noqa: ANN001
     first = dls[0]
     folder, image_id, name = first.split("/")
     put(s3, "z/IMG.jpg", b"other")
-    store = stage.store("dead-letter")
-    target = Ingestor._free_dead_letter_key(store, folder, image_id, name, BUCKETS["ingestion"], "z/IMG.jpg")
-    assert target == f"{folder}/{image_id}/IMG-2.jpg"
-    # The same object coming back (a rerun) reuses its own key.
+    src, store = stage.store("ingestion"), stage.store("dead-letter")
+
+    def place(key: str, data: bytes) -> str:
+        etag = s3.head_object(Bucket=BUCKETS["ingestion"], Key=key)["ETag"].strip('"')
+        meta = dead_letter_metadata(BUCKETS["ingestion"], key, "e", image_id, None)
+        return Ingestor._place_dead_letter(store, src, key, data, etag, None, folder, image_id, name,
+                                           BUCKETS["ingestion"], key, "image/jpeg", meta)
+
+    assert place("z/IMG.jpg", b"other") == f"{folder}/{image_id}/IMG-2.jpg"
+    # The same object coming back (a rerun) reuses its own key...
     original_key = urllib.parse.unquote(s3.head_object(Bucket=BUCKETS["dead-letter"], Key=first)
                                         ["Metadata"]["original-key"])
-    assert Ingestor._free_dead_letter_key(store, folder, image_id, name, BUCKETS["ingestion"],
-                                          original_key) == first
+    data = s3.get_object(Bucket=BUCKETS["dead-letter"], Key=first)["Body"].read()
+    put(s3, original_key, data)
+    assert place(original_key, data) == first
+    # ...but other bytes under that same original key are another image: a key of their own.
+    put(s3, original_key, camera_jpeg(None, seed=9))
+    assert place(original_key, camera_jpeg(None, seed=9)) == f"{folder}/{image_id}/IMG-3.jpg"
+    assert len(keys_in(s3, "dead-letter")) == 4
 
 
 def test_dead_letter_error_metadata_is_cut_to_2kb_but_key_is_not() -> None:

@@ -176,3 +176,4 @@ def test_defaults_keep_many_images_in_flight_on_a_small_machine() -> None:
     assert two.images >= 32 and two.cpu == 2 and two.bytes >= 128 << 20
     assert Limits.default(images=1).cpu == 1  # --concurrency 1: one image, one slot
     assert held_bytes(WorkItem(None, "k", False, size=None)) > 0  # type: ignore[arg-type]
+

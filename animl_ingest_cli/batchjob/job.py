@@ -48,7 +48,7 @@ from animl_ingest_cli.api import Api, one_line
 from animl_ingest_cli.aws import AWS_ERRORS, error_code, translated
 from animl_ingest_cli.batchjob import entries as ent
 from animl_ingest_cli.batchjob.stack import DEFAULT_POLL, DEFAULT_TIMEOUT, StackFailed, ensure_stack
-from animl_ingest_cli.batchjob.zipread import Pinned, ReadStats, S3RangeReader
+from animl_ingest_cli.batchjob.zipread import TAIL_BYTES, Pinned, ReadStats, S3RangeReader
 from animl_ingest_cli.context import StageContext
 from animl_ingest_cli.errors import (
     EXIT_INTERRUPTED,
@@ -162,9 +162,6 @@ class Target:
             return False
         return True
 
-    def put_new_parts(self, key: str, fh: Any, content_type: str, crc: int) -> bool:
-        return self.put_new(key, fh.read(), content_type, crc)
-
     def head(self, key: str) -> tuple[int, str] | None:
         """(size, CRC metadata) of what is at the key, None when nothing is."""
         info = self.store.head(key)
@@ -192,7 +189,8 @@ class Target:
 
 
 class S3Target(Target):
-    """S3: large entries in parts, `If-None-Match: *` on CompleteMultipartUpload."""
+    """S3: large entries in parts (elsewhere an entry is one write of at most MAX_ENTRY_BYTES),
+    `If-None-Match: *` on CompleteMultipartUpload."""
 
     def __init__(self, store: S3Store) -> None:
         super().__init__(store)
@@ -383,8 +381,8 @@ class BatchJob:
             infos = master.infolist()
             if len(infos) > ent.MAX_ENTRIES:
                 raise InputError(f"zip has too many entries ({len(infos)}, limit {ent.MAX_ENTRIES})")
-            if len(infos) > 1000:  # every worker reads the central directory: read it once
-                self._pin_from(master.start_dir, size, etag)
+            if master.start_dir < size - TAIL_BYTES:  # every worker reads the central directory:
+                self._pin_from(master.start_dir, size, etag)  # one GET, shared, when the tail misses it
         except AnimlError as exc:
             self._close_all()
             raise self._fail(exc.message) from None
@@ -499,9 +497,12 @@ class BatchJob:
                     e = pending.pop(f)
                     try:
                         how = f.result()
-                    except (AnimlError, zipfile.BadZipFile, EOFError, OSError,
-                            NotImplementedError, ValueError, zlib.error) as exc:
-                        r.failed.append((e, one_line(getattr(exc, "message", None) or str(exc))))
+                    except AnimlError as exc:
+                        r.failed.append((e, one_line(exc.message)))
+                        continue
+                    except (zipfile.BadZipFile, EOFError, OSError, NotImplementedError, ValueError,
+                            zlib.error) as exc:
+                        r.failed.append((e, one_line(f"corrupt zip entry {e.name}: {exc}")))
                         continue
                     if how == "present":
                         r.present += 1
@@ -564,7 +565,7 @@ class BatchJob:
         key = f"{self.batch}/{e.path}"
         ctype = keys.content_type_for(key)
         with zf.open(info) as data:
-            if e.size <= SMALL_BYTES:
+            if e.size <= SMALL_BYTES or not isinstance(self.target, S3Target):
                 # a bounded read: zipfile's read() of a lying entry would inflate all of it first
                 body = data.read(e.size + 1)
                 if len(body) != e.size:

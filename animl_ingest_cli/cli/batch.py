@@ -10,14 +10,14 @@ import typer
 
 from animl_ingest_cli.cli.common import Bar, JsonOpt, emit_json, examples, info, new_app
 
-HELP = """The bulk-upload job: unpack one batch-<uuid>.zip into the stage's ingestion bucket.
-
-The AWS Batch job definition runs `animl-ingest batch run` with env TASK (the zip's record as JSON,
-as the ingest function submits it), STAGE and API_KEY, like the Node ingest-zip job. A rerun after a
-crash or a stop resumes where the last one stopped. On the local stage the images are ingested too.
-
-Exit codes: 0 done (or parked: maintenance); 1 the batch failed (reported with createBatchError, the
-zip kept); 2 bad input; 130 stopped (SIGTERM, Ctrl-C): run it again to resume."""
+HELP = (
+    "The bulk-upload job: unpack one batch-<uuid>.zip into the stage's ingestion bucket.\n\n"
+    "The AWS Batch job definition runs `animl-ingest batch run` with env TASK (the zip's record as "
+    "JSON, as the ingest function submits it), STAGE and API_KEY, like the Node ingest-zip job. A "
+    "rerun after a crash or a stop resumes where the last one stopped. On the local stage the images "
+    "are ingested too.\n\n"
+    "Exit codes: 0 done (or parked: maintenance); 1 the batch failed (reported with createBatchError, "
+    "the zip kept); 2 bad input; 130 stopped (SIGTERM, Ctrl-C): run it again to resume.")
 
 SHORT = "The bulk-upload job (what AWS Batch runs)."
 ZIP = "batch-0d6c4d5e-1b8a-4c4e-9f55-2a1b3c4d5e6f.zip"

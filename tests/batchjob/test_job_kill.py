@@ -72,7 +72,12 @@ def entry_versions(s3: Any) -> dict[str, int]:
 
 
 @pytest.mark.filterwarnings("ignore:Tried to parse AWS")
-def test_killed_half_way_then_rerun(moto_server: str, api_stub, tmp_path: Path) -> None:  # noqa: ANN001
+@pytest.mark.parametrize("sig", [signal.SIGKILL, pytest.param(signal.SIGTERM, marks=pytest.mark.stress)],
+                         ids=["SIGKILL", "SIGTERM"])
+def test_killed_half_way_then_rerun(moto_server: str, api_stub, tmp_path: Path, sig: int) -> None:  # noqa: ANN001
+    """SIGKILL: entries written but not journalled are recognised by size and CRC. SIGTERM (AWS
+    Batch stopping the job): the job stops between entries, flushes its journal and exits 130; the
+    ingest function then consumes what was written, and the rerun still writes none of it again."""
     c = clients(moto_server)
     setup_stage(c, api_stub.url)
     env = subprocess_env({"STAGE": STAGE, "API_KEY": api_stub.api_key,
@@ -85,9 +90,14 @@ def test_killed_half_way_then_rerun(moto_server: str, api_stub, tmp_path: Path) 
         assert proc.poll() is None, log.read_text()
         assert time.monotonic() < deadline, "the job wrote nothing in two minutes"
         time.sleep(0.05)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=30)
+    os.kill(proc.pid, sig)
+    code = proc.wait(timeout=120)
     killed_at = len(entry_versions(c["s3"]))
+    if sig == signal.SIGTERM:
+        assert code == 130, log.read_text()
+        assert "error: stopped (SIGTERM) after" in log.read_text()
+        for key in entry_versions(c["s3"]):  # the ingest function consumed them
+            c["s3"].delete_object(Bucket=ING, Key=key)
     assert killed_at < N, "the job finished before it was killed: make the zip bigger"
     head = c["s3"].head_object(Bucket=ING, Key=ZIP)  # the zip stays until every entry is written
     assert head["ContentLength"] > 0
@@ -98,6 +108,8 @@ def test_killed_half_way_then_rerun(moto_server: str, api_stub, tmp_path: Path) 
     result = json.loads(rerun.stdout.splitlines()[-1])
     assert result["written"] == N and result["zip_deleted"] and not result["stack_created"]
     assert result["resumed"] + result["present"] > 0
+    if sig == signal.SIGTERM:
+        assert result["resumed"] == killed_at and result["present"] == 0
     versions = entry_versions(c["s3"])
     assert sorted(versions) == sorted(f"{BATCH}/cam {i % 4}/IMG_{i:04d}.JPG" for i in range(N))
     assert set(versions.values()) == {1}, {k: v for k, v in versions.items() if v != 1}

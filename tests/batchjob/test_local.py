@@ -62,3 +62,28 @@ def test_batch_run_on_the_local_stage(tmp_path: Path) -> None:
 def test_a_bad_task_is_one_line_and_exit_2(tmp_path: Path) -> None:
     r = cli("batch", "run", env={"ANIML_LOCAL_DIR": str(tmp_path), "STAGE": "local", "TASK": "{oops"})
     assert r.returncode == 2 and r.stderr == "error: TASK is not JSON\n"
+
+
+def test_ingest_of_a_zip_on_the_local_stage_is_a_bulk_upload(tmp_path: Path) -> None:
+    """`ingest upload.zip` on `local`: the job unpacks it into the local ingestion bucket under a
+    new batch id, the images are ingested, the user's zip is left as it is."""
+    local = tmp_path / "animl-local"
+    upload = tmp_path / "upload.zip"
+    names = sorted(p.name for p in EXAMPLES.iterdir())
+    with zipfile.ZipFile(upload, "w") as z:
+        for name in names:
+            z.write(EXAMPLES / name, f"card 1/{name}")
+    r = cli("ingest", str(upload), "--json", env={"ANIML_LOCAL_DIR": str(local)})
+    assert r.returncode == 0, r.stderr
+    items = [json.loads(x) for x in r.stdout.splitlines()[:-1]]
+    (zip_item,) = [i for i in items if i["key"] == "upload.zip"]
+    batch = zip_item["reason"].rsplit(" ", 1)[-1]
+    assert zip_item["outcome"] == "batch-submitted" and batch.startswith("batch-")
+    served = sorted(i["key"] for i in items if i["outcome"] == "served")
+    assert served == sorted(f"{batch}/card 1/{n}" for n in names)
+    assert upload.exists() and not any((local / "buckets" / ING).rglob("*.*"))
+    catalog = LocalApi(local / "catalog.sqlite")
+    assert {i["batch"] for i in catalog.images()} == {batch}
+    assert sorted(catalog.batches()[0]["fields"]) == ["ingestionComplete", "processingEnd",
+                                                      "processingStart", "total", "uploadComplete"]
+    catalog.close()

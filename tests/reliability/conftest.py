@@ -18,11 +18,12 @@ import pytest
 
 from animl_ingest_cli import aws
 from animl_ingest_cli.api import GraphQLApi
+from animl_ingest_cli.claims import PREFIX as CLAIMS
 from animl_ingest_cli.context import StageContext, open_stage
 from animl_ingest_cli.ingest import Ingestor, Outcome
 from tests.apistub import ApiStub
 from tests.ops.helpers import shared_model_loader  # noqa: F401 - autouse: one botocore model loader
-from tests.reliability import figures, s3rules
+from tests.reliability import figures
 from tests.reliability.faults import AwsFaults
 from tests.reliability.invariants import Report, S3View, check
 from tests.test_ingest import camera_jpeg
@@ -52,14 +53,6 @@ def quick_botocore_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(ExponentialBackoff, "_DEFAULT_BACKOFF_CONFIG",
                         {"throttling_base_scale": 0.001, "non_throttling_base_scale": 0.0005})
-
-
-@pytest.fixture(autouse=True)
-def s3_as_s3() -> Iterator[None]:
-    """moto answers as S3 would where it does not by itself (s3rules.py): CopyObject conditions,
-    atomic check-then-write, the key and metadata limits."""
-    with s3rules.installed():
-        yield
 
 
 @pytest.fixture(autouse=True)
@@ -107,7 +100,8 @@ class World:
 
     def keys(self, kind: str, prefix: str = "") -> list[str]:
         pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKETS[kind], Prefix=prefix)
-        return sorted(o["Key"] for p in pages for o in p.get("Contents", []))
+        return sorted(o["Key"] for p in pages for o in p.get("Contents", [])
+                      if not o["Key"].startswith(CLAIMS))
 
     def maintenance(self, on: bool) -> None:
         self.ssm.put_parameter(Name=f"/images/maintenance-mode-{STAGE}", Value="true" if on else "false",

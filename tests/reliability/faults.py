@@ -21,7 +21,9 @@ import json
 import os
 import signal
 import threading
+import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -261,6 +263,7 @@ class FaultProxy:
         self.prefix = up.path.rstrip("/")
         self.switch = switch
         self.fail: dict[str, list[int]] = {}
+        self.jitter: Callable[[], float] | None = None  # seconds to hold each request (seeded timing)
         self._lock = threading.Lock()
         proxy = self
 
@@ -290,6 +293,8 @@ class FaultProxy:
         body = read_body(h)
         op = _operation(h, body)
         before, after = self.switch.count(op)
+        if self.jitter is not None:
+            time.sleep(self.jitter())
         if before:
             self.switch.kill()
             h.close_connection = True

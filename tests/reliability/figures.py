@@ -11,7 +11,8 @@ from __future__ import annotations
 import threading
 from collections import Counter
 
-NAMES = ("faults injected", "crash points", "kill -9", "hostile inputs", "objects followed", "objects lost")
+NAMES = ("faults injected", "crash points", "kill -9", "hostile inputs", "races run", "actors",
+         "objects followed", "objects lost")
 _lock = threading.Lock()
 _counts: Counter[str] = Counter()
 

@@ -12,11 +12,14 @@ catalog, `check` finds every place each original is in:
 It also checks every catalog image: its three serving copies exist, or its bytes are in the
 dead-letter bucket (a redrive heals it), or (mid-way) still in the ingestion bucket or parking lot.
 Bytes are read and hashed, never taken from ETags. The buckets are read with plain boto3 (or the
-local stage's folders), not with the code under test.
+local stage's folders), not with the code under test. The per-image claims (`.animl-claims/` in the
+serving bucket) are not images and are left out. Metadata values are decoded here independently of
+the code: percent-encoded, or an RFC 2047 base64 word (`=?UTF-8?B?...?=`) for long keys.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import re
 from collections.abc import Iterable
@@ -28,6 +31,13 @@ from urllib.parse import unquote
 from tests.reliability import figures
 
 STAGING = ".animl-moving/"
+CLAIMS = ".animl-claims/"
+
+
+def _text(value: str) -> str:
+    if value.startswith("=?UTF-8?B?") and value.endswith("?="):
+        return base64.b64decode(value[10:-2]).decode("utf-8")
+    return unquote(value)
 SIZES = ("original", "medium", "small")
 _SERVING_KEY = re.compile(r"^(original|medium|small)/(.+)-(original|medium|small)\.([a-z0-9]+)$")
 
@@ -48,9 +58,11 @@ class S3View:
         out = {}
         for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.name):
             for o in page.get("Contents", []):
+                if o["Key"].startswith(CLAIMS):
+                    continue
                 r = self.s3.get_object(Bucket=self.name, Key=o["Key"])
                 out[o["Key"]] = Obj(hashlib.md5(r["Body"].read()).hexdigest(),
-                                    {k: unquote(v) for k, v in (r.get("Metadata") or {}).items()})
+                                    {k: _text(v) for k, v in (r.get("Metadata") or {}).items()})
         return out
 
 
@@ -66,9 +78,11 @@ class LocalView:
     def objects(self) -> dict[str, Obj]:
         out = {}
         for info in self.store.list():
+            if info.key.startswith(CLAIMS):
+                continue
             data = self.store.get(info.key)
             out[info.key] = Obj(hashlib.md5(data).hexdigest(),
-                                {k: unquote(v) for k, v in info.metadata.items()})
+                                {k: _text(v) for k, v in info.metadata.items()})
         return out
 
 

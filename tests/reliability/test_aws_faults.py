@@ -16,8 +16,9 @@ from animl_ingest_cli.ingest import DEAD_LETTERED, FAILED, SERVED
 from tests.reliability.conftest import BUCKETS, World, jpeg
 from tests.reliability.faults import KINDS
 
-OPS = ("GetObject", "CopyObject", "PutObject", "DeleteObject", "HeadObject", "ListObjectsV2",
-       "GetParameters")
+# HeadObject is no longer on an image's way (conditional writes replaced look-then-write); the looks
+# left (a taken key, a heal) are reached by the faults on the writes before them.
+OPS = ("GetObject", "CopyObject", "PutObject", "DeleteObject", "ListObjectsV2", "GetParameters")
 
 
 def seed_images(world: World, good: int = 3, bad: int = 1, prefix: str = "cam 1/") -> None:
@@ -58,7 +59,7 @@ def test_transient_faults_are_absorbed(world: World, op: str) -> None:
 @pytest.mark.parametrize("kind", ["drop", "applied-error"])
 @pytest.mark.parametrize("op,bucket", [
     ("GetObject", None), ("CopyObject", "serving"), ("CopyObject", None), ("PutObject", "serving"),
-    ("DeleteObject", "ingestion"), ("HeadObject", None), ("GetParameters", None),
+    ("DeleteObject", "ingestion"), ("GetParameters", None),
 ])
 def test_persistent_fault_loses_nothing_and_heals(world: World, op: str, bucket: str | None,
                                                   kind: str) -> None:

@@ -170,10 +170,12 @@ def test_zip_escapes_links_and_bombs(tmp_path: Path) -> None:
         "__MACOSX/cam/._good.jpg": "__MACOSX resource fork",
         "site/bomb.jpg": f"entry too large ({1 << 30} bytes, limit {64 * MIB})",
     }
-    assert outcomes["cam/good.jpg"]["outcome"] == "served"
+    # on the local stage a zip is a bulk upload: the job writes its images under batch-<uuid>/
+    assert outcomes[f"batch-{UUID}/cam/good.jpg"]["outcome"] == "served"
     liar = outcomes["site/liar.jpg"]
     assert liar["outcome"] == "failed" and liar["error"].startswith("corrupt zip entry"), liar
-    assert {outcomes[f"site/heavy {i}.jpg"]["reason"] for i in range(4)} == {"MULTIPLE_ERRORS"}
+    assert not outcomes["liar.zip"]["complete"]  # the zip whose entry failed says so
+    assert {outcomes[f"batch-{UUID}/site/heavy {i}.jpg"]["reason"] for i in range(4)} == {"MULTIPLE_ERRORS"}
     assert not list(tmp_path.rglob("escape*.jpg")) and not list(tmp_path.rglob("abs.jpg"))
 
     # the same zips dropped in the local stage's ingestion bucket: unpacked there, as AWS Batch does
