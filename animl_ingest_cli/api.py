@@ -23,7 +23,6 @@ import requests
 import urllib3
 
 from animl_ingest_cli import keys, redact
-from animl_ingest_cli.context import usable_api_key
 from animl_ingest_cli.errors import ApiError, ApiKeyRefused, ConfigError
 
 log = logging.getLogger(__name__)
@@ -182,7 +181,7 @@ class GraphQLApi:
         if not api_key:
             raise ConfigError("no API key given")
         self.url = url
-        self._api_key = usable_api_key(api_key, "given")
+        self._api_key = redact.usable_api_key(api_key, "given")
         self.timeout = timeout
         self.time_left = time_left
         self.max_attempts = max(1, max_attempts)
@@ -229,7 +228,7 @@ class GraphQLApi:
         headers = {"Content-Type": "application/json", "x-api-key": self._api_key}
         try:
             resp = self._http().post(self.url, data=b'{"query":"query { __typename }"}', headers=headers,
-                                     timeout=limit)
+                                     timeout=limit)  # type: ignore[arg-type]  # a urllib3 Timeout, as above
             content = resp.content
         except requests.RequestException as exc:
             raise ApiError(_transport_text(exc), transient=True) from None

@@ -161,7 +161,7 @@ class StageContext:
         source = self.api_key_source()
         if source.source == "env":
             assert source.where is not None
-            return usable_api_key(os.environ[source.where], f"env {source.where}")
+            return redact.usable_api_key(os.environ[source.where], f"env {source.where}")
         secret = self.names.api_secret
         try:
             # botocore's DEBUG records would print the response body
@@ -177,7 +177,7 @@ class StageContext:
         found = doc.get("apikey") if isinstance(doc, dict) else None
         if not isinstance(found, str) or not found:
             raise ConfigError(f"secret {secret} has no field apikey")
-        return usable_api_key(found, f"secret {secret}")
+        return redact.usable_api_key(found, f"secret {secret}")
 
     def api(self, time_left: Callable[[], float] | None = None) -> Api:
         """The stage's API: the embedded catalog for `local`, else animl-api at `/api/url-<stage>`
@@ -216,22 +216,3 @@ def open_stage(stage: str | None = None, client_factory: Callable[[str], Any] | 
         client_factory = aws.client if connections is None else functools.partial(
             aws.client, max_pool_connections=connections)
     return StageContext(name, client_factory, root)
-
-
-def usable_api_key(key: str, where: str) -> str:
-    """The key as it is sent, checked once before any image (registered for redaction first).
-
-    Whitespace around it (a trailing newline from `echo` or a pasted secret) is taken off: an HTTP
-    header value cannot begin or end with whitespace (RFC 9110 section 5.5: it is not part of the
-    value), so the key with it could never have been sent, and no API Gateway key has any. A key
-    with any other character outside visible ASCII (a control character, a non-Latin-1 or accented
-    letter) cannot be a key either: it is refused, instead of failing every image one at a time."""
-    redact.register(key)
-    stripped = key.strip()
-    if not stripped:
-        raise ConfigError(f"the API key ({where}) is empty")
-    for i, ch in enumerate(stripped, 1):
-        if not 0x21 <= ord(ch) <= 0x7E:
-            raise ConfigError(f"the API key ({where}) cannot be sent in an HTTP header: character {i} "
-                              f"of {len(stripped)} is not visible ASCII; check the key")
-    return stripped

@@ -81,7 +81,7 @@ def serving_keys(image_id: str, extension: str) -> dict[str, str]:
 FORBIDDEN = "Forbidden"
 GATEWAY_ANSWERS = (FORBIDDEN, "Internal server error", "Endpoint request timed out",
                    "Service Unavailable", "Too Many Requests")
-# CONTRACT.md's codes:
+# the contract's codes (docs/animl.md, Keys):
 DUPLICATE_IMAGE = "DUPLICATE_IMAGE"      # an E11000 duplicate key
 MULTIPLE_ERRORS = "MULTIPLE_ERRORS"      # more than one error
 CORRUPTED_IMAGE_FILE = "CORRUPTED_IMAGE_FILE"  # any error text mentioning "corrupt"
@@ -103,8 +103,8 @@ _OWN_TEXTS = ((API_TIMEOUT_TEXT, API_TIMEOUT), (API_UNREACHABLE_TEXT, API_UNREAC
 
 
 def dead_letter_folder(errors: list[str], unknown: str = UNKNOWN_ERROR) -> str:
-    """The dead-letter folder for a list of error texts, in CONTRACT.md's order, always one of
-    DEAD_LETTER_FOLDERS. `unknown` is the folder for a single text of no listed kind (API_ERROR for
+    """The dead-letter folder for a list of error texts, in the order of docs/animl.md (Keys), always
+    one of DEAD_LETTER_FOLDERS. `unknown` is the folder for a single text of no listed kind (API_ERROR for
     an error answer from the API, UNKNOWN_ERROR for a validation error it gave that we do not know)."""
     if unknown not in DEAD_LETTER_FOLDERS:
         raise ValueError(f"not a dead-letter folder: {unknown!r}")

@@ -51,6 +51,13 @@ def _writable(path: Path) -> str:
     return f"{path} writable"
 
 
+def require_local_folder(ctx: StageContext) -> None:
+    """The local stage's folder can be written: checked first, before its parameters are read."""
+    if ctx.is_local:
+        assert ctx.local_root is not None
+        _writable(ctx.local_root)
+
+
 def _bucket(ctx: StageContext, kind: str) -> str:
     store = ctx.store(kind)
     try:

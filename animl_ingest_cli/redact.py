@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from animl_ingest_cli.errors import ConfigError
+
 _lock = threading.Lock()
 _secrets: set[str] = set()
 _short: re.Pattern[str] | None = None
@@ -96,3 +98,22 @@ def _scrub(record: logging.LogRecord) -> None:
         record.msg, record.args = clean, None
     if record.exc_info:
         record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+
+
+def usable_api_key(key: str, where: str) -> str:
+    """The key as it is sent, checked once before any image (registered for redaction first).
+
+    Whitespace around it (a trailing newline from `echo` or a pasted secret) is taken off: an HTTP
+    header value cannot begin or end with whitespace (RFC 9110 section 5.5: it is not part of the
+    value), so the key with it could never have been sent, and no API Gateway key has any. A key
+    with any other character outside visible ASCII (a control character, a non-Latin-1 or accented
+    letter) cannot be a key either: it is refused, instead of failing every image one at a time."""
+    register(key)
+    stripped = key.strip()
+    if not stripped:
+        raise ConfigError(f"the API key ({where}) is empty")
+    for i, ch in enumerate(stripped, 1):
+        if not 0x21 <= ord(ch) <= 0x7E:
+            raise ConfigError(f"the API key ({where}) cannot be sent in an HTTP header: character {i} "
+                              f"of {len(stripped)} is not visible ASCII; check the key")
+    return stripped

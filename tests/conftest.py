@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.apistub import api_stub  # noqa: F401 - the animl-api stand-in fixture
+# Fixtures shared by the whole suite, registered once: the animl-api stand-in (`api_stub`) and the
+# AWS ones (one botocore model loader, the dev stage's buckets, `s3`, `s3_server`, `ssm`, `stage`).
+pytest_plugins = ["tests.apistub", "tests.awsfixtures"]
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"

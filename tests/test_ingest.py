@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import urllib.parse
 import zipfile
 
 import boto3
-import piexif
 import pytest
 from PIL import Image
 
@@ -26,52 +26,17 @@ from animl_ingest_cli.ingest import (
     Ingestor,
     dead_letter_metadata,
 )
+from tests.awsfixtures import BUCKETS, STAGE
 from tests.conftest import CORPUS_IMAGES, EXAMPLES, needs_corpus
+from tests.metadata.builders import camera_jpeg
 
-STAGE = "dev"
-BUCKETS = {k: f"animl-images-{k}-{STAGE}" for k in ("ingestion", "serving", "dead-letter", "parkinglot")}
 UUID = "0d6c4d5e-1b8a-4c4e-9f55-2a1b3c4d5e6f"
 RECONYX = EXAMPLES / "reconyx_hc500_hyperfire_channel_islands.jpg"
 
 
-def camera_jpeg(serial: str | None = "CAM-1", date: str | None = "2024:05:06 07:08:09",
-                size: tuple[int, int] = (1600, 1200), seed: int = 1) -> bytes:
-    """A real JPEG with EXIF written by piexif: a camera trap's serial and date."""
-    img = Image.new("RGB", size, (seed * 37 % 255, 90, 120))
-    zeroth = {piexif.ImageIFD.Make: b"TESTCAM", piexif.ImageIFD.Model: b"T-1"}
-    exif: dict = {"0th": zeroth, "Exif": {}}
-    if serial:
-        exif["Exif"][piexif.ExifIFD.BodySerialNumber] = serial.encode()
-    if date:
-        exif["Exif"][piexif.ExifIFD.DateTimeOriginal] = date.encode()
-    buf = io.BytesIO()
-    img.save(buf, "JPEG", quality=80, exif=piexif.dump(exif))
-    return buf.getvalue()
-
-
-@pytest.fixture
-def s3(aws_mock):  # noqa: ANN001
-    client = boto3.client("s3", region_name="us-west-2")
-    for name in BUCKETS.values():
-        client.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
-    return client
-
-
-@pytest.fixture
-def ssm(aws_mock):  # noqa: ANN001
-    return boto3.client("ssm", region_name="us-west-2")
-
-
-@pytest.fixture
-def stage(s3, ssm, api_stub, monkeypatch):  # noqa: ANN001
-    ssm.put_parameter(Name=f"/api/url-{STAGE}", Value=api_stub.url, Type="String")
-    monkeypatch.setenv("API_KEY", api_stub.api_key)
-    return open_stage(STAGE)
-
-
 def ingestor(stage, **kw) -> Ingestor:  # noqa: ANN001
     api = GraphQLApi(kw.pop("url", None) or stage.params.get(f"/api/url-{STAGE}").value,
-                     kw.pop("api_key", None) or __import__("os").environ["API_KEY"],
+                     kw.pop("api_key", None) or os.environ["API_KEY"],
                      timeout=kw.pop("timeout", 2.0), backoff=0.01, max_attempts=kw.pop("attempts", 2))
     return Ingestor(stage, api, **kw)
 

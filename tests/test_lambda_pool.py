@@ -12,7 +12,7 @@ from animl_ingest_cli import lambda_handler
 from animl_ingest_cli.claims import PREFIX as CLAIMS
 from animl_ingest_cli.config import BUCKET_KINDS, REGION, Names
 from animl_ingest_cli.pool import MB
-from tests.test_ingest import camera_jpeg
+from tests.metadata.builders import camera_jpeg
 
 STAGE = "dev"
 NAMES = Names(STAGE)

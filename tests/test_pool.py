@@ -16,7 +16,7 @@ from animl_ingest_cli.context import open_stage
 from animl_ingest_cli.ingest import SERVED, SKIPPED, Ingestor
 from animl_ingest_cli.pool import Limits, held_bytes, process_all
 from animl_ingest_cli.sources import WorkItem, iter_work, parse_sources
-from tests.test_ingest import camera_jpeg
+from tests.metadata.builders import camera_jpeg
 
 
 @pytest.fixture
@@ -176,3 +176,4 @@ def test_defaults_keep_many_images_in_flight_on_a_small_machine() -> None:
     assert two.images >= 32 and two.cpu == 2 and two.bytes >= 128 << 20
     assert Limits.default(images=1).cpu == 1  # --concurrency 1: one image, one slot
     assert held_bytes(WorkItem(None, "k", False, size=None)) > 0  # type: ignore[arg-type]
+

@@ -110,7 +110,8 @@ def _flags_without_pydantic(cmd: Any) -> None:
         pass
     for param in params:
         descriptor = getattr(param, "type_descriptor", None)
-        if getattr(descriptor, "annotation", None) is bool and getattr(param, "_runtime_param", 0) is None:
+        if (descriptor is not None and getattr(descriptor, "annotation", None) is bool
+                and getattr(param, "_runtime_param", 0) is None):
             param._runtime_param = PassThroughRuntimeParam(annotation=bool,
                                                            parameter_info=descriptor.parameter_info)
     for sub in getattr(cmd, "commands", {}).values():

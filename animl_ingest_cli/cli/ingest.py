@@ -81,6 +81,7 @@ def ingest(
     specs = parse_sources(sources, batch)
     limits = Limits.default(images=concurrency, cpu=cpus, bytes_in_flight=buffer_mb * MB)
     ctx = open_stage(stage, connections=limits.connections)
+    preflight.require_local_folder(ctx)
     refuse_stage_outputs(ctx, specs)
     if not dry_run:
         confirm_stage(ctx.stage, f"Ingesting {', '.join(sources)}", yes)

@@ -16,7 +16,7 @@ from animl_ingest_cli.batchjob.job import BatchJob, JobFailed, JobInterrupted, T
 from animl_ingest_cli.context import open_stage
 from animl_ingest_cli.errors import InputError
 from tests.batchjob.test_stack import inference_function
-from tests.test_ingest import camera_jpeg
+from tests.metadata.builders import camera_jpeg
 
 pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse AWS", "ignore:Duplicate name")
 

@@ -19,7 +19,7 @@ import boto3
 import pytest
 
 from tests.conftest import subprocess_env
-from tests.test_ingest import camera_jpeg
+from tests.metadata.builders import camera_jpeg
 
 pytestmark = pytest.mark.slow
 

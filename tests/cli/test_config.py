@@ -8,11 +8,7 @@ import subprocess
 import boto3
 
 from tests.conftest import subprocess_env
-from tests.ops.helpers import (
-    installed_cli,
-    run_cli,
-    shared_model_loader,  # noqa: F401 - autouse: one botocore model loader
-)
+from tests.ops.helpers import installed_cli, run_cli
 
 
 def test_installed_command_against_moto_server(moto_server: str) -> None:

@@ -5,26 +5,12 @@ from __future__ import annotations
 import json
 import subprocess
 
-import pytest
-
 from animl_ingest_cli.context import open_stage
+from tests.awsfixtures import bucket, make_buckets
 from tests.conftest import subprocess_env
-from tests.ops.helpers import (
-    bucket,
-    dead_letter,
-    installed_cli,
-    keys,
-    make_buckets,
-    run_cli,
-    shared_model_loader,  # noqa: F401 - autouse: one botocore model loader
-)
+from tests.ops.helpers import dead_letter, installed_cli, keys, run_cli
 
 DL, INGEST = bucket("dead-letter"), bucket("ingestion")
-
-
-@pytest.fixture
-def s3(aws_mock: None):
-    return make_buckets()
 
 
 def fill(stage: str = "dev") -> None:

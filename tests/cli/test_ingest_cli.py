@@ -13,10 +13,8 @@ import boto3
 import pytest
 
 from animl_ingest_cli.claims import PREFIX as CLAIMS
+from tests.awsfixtures import BUCKETS, STAGE
 from tests.conftest import CORPUS_EXPECTED, CORPUS_IMAGES, EXAMPLES, REPO, needs_corpus
-
-STAGE = "dev"
-BUCKETS = {k: f"animl-images-{k}-{STAGE}" for k in ("ingestion", "serving", "dead-letter", "parkinglot")}
 
 
 def cli(*args: str, env: dict[str, str] | None = None, input: str | None = None,
@@ -110,11 +108,10 @@ def _expected_outcome(name: str) -> str:
 
 @needs_corpus
 @pytest.mark.slow
-def test_whole_corpus_from_the_ingestion_bucket_against_moto_server(moto_server: str, api_stub) -> None:  # noqa: ANN001
-    s3 = boto3.client("s3", region_name="us-west-2", endpoint_url=moto_server)
+def test_whole_corpus_from_the_ingestion_bucket_against_moto_server(moto_server: str, s3_server,  # noqa: ANN001
+                                                                     api_stub) -> None:  # noqa: ANN001
+    s3 = s3_server
     ssm = boto3.client("ssm", region_name="us-west-2", endpoint_url=moto_server)
-    for b in BUCKETS.values():
-        s3.create_bucket(Bucket=b, CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
     ssm.put_parameter(Name=f"/api/url-{STAGE}", Value=api_stub.url, Type="String")
     names = sorted(p.name for p in CORPUS_IMAGES.iterdir())
     for n in names:
@@ -155,7 +152,7 @@ def test_whole_corpus_from_the_ingestion_bucket_against_moto_server(moto_server:
 def test_redrive_round_trip_on_the_local_stage(tmp_path: Path) -> None:
     """An image with no serial is dead-lettered; redrive sends it back to its original key in the
     ingestion bucket, where the next ingest finds it again."""
-    from tests.test_ingest import camera_jpeg
+    from tests.metadata.builders import camera_jpeg
 
     local = tmp_path / "animl-local"
     env = {"ANIML_LOCAL_DIR": str(local), "ANIML_STATE_DIR": str(tmp_path / "state")}

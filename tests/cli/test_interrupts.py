@@ -13,18 +13,11 @@ from pathlib import Path
 import boto3
 import pytest
 
+from tests.awsfixtures import bucket, make_buckets
 from tests.cli.test_progress import many_images
 from tests.cli.test_unpark import start_unpark, summary_of, wait_for_copies
 from tests.conftest import subprocess_env
-from tests.ops.helpers import (
-    bucket,
-    installed_cli,
-    keys,
-    make_buckets,
-    seed,
-    shared_model_loader,  # noqa: F401 - autouse: one botocore model loader
-)
-from tests.ops.test_queues import make_queues
+from tests.ops.helpers import installed_cli, keys, make_queues, seed
 
 PARK, INGEST = bucket("parkinglot"), bucket("ingestion")
 

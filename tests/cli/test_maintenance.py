@@ -10,11 +10,7 @@ import boto3
 import pytest
 
 from tests.conftest import subprocess_env
-from tests.ops.helpers import (
-    installed_cli,
-    run_cli,
-    shared_model_loader,  # noqa: F401 - autouse: one botocore model loader
-)
+from tests.ops.helpers import installed_cli, run_cli
 
 PARAM = "/images/maintenance-mode-dev"
 

@@ -8,12 +8,7 @@ import subprocess
 import boto3
 
 from tests.conftest import subprocess_env
-from tests.ops.helpers import (
-    installed_cli,
-    run_cli,
-    shared_model_loader,  # noqa: F401 - autouse: one botocore model loader
-)
-from tests.ops.test_queues import make_queues
+from tests.ops.helpers import installed_cli, make_queues, run_cli
 
 
 def test_list_from_the_installed_command_against_moto_server(moto_server: str) -> None:

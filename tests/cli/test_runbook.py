@@ -15,8 +15,9 @@ from typing import Any
 import boto3
 import pytest
 
+from tests.awsfixtures import bucket
 from tests.conftest import subprocess_env
-from tests.ops.helpers import bucket, installed_cli, keys, run_cli
+from tests.ops.helpers import installed_cli, keys, run_cli
 from tests.runbook.helpers import (
     audit_entries,
     backups,

@@ -11,17 +11,9 @@ from pathlib import Path
 
 import boto3
 
+from tests.awsfixtures import bucket, make_buckets
 from tests.conftest import EXAMPLES, subprocess_env
-from tests.ops.helpers import (
-    bucket,
-    dead_letter,
-    installed_cli,
-    keys,
-    make_buckets,
-    seed,
-    shared_model_loader,  # noqa: F401 - autouse: one botocore model loader
-)
-from tests.ops.test_queues import make_queues
+from tests.ops.helpers import dead_letter, installed_cli, keys, make_queues, seed
 
 STAGE = "dev"
 

@@ -12,17 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.awsfixtures import bucket, make_buckets
 from tests.conftest import subprocess_env
-from tests.ops.helpers import (
-    awkward_keys,
-    bucket,
-    installed_cli,
-    keys,
-    make_buckets,
-    run_cli,
-    seed,
-    shared_model_loader,  # noqa: F401 - autouse: one botocore model loader
-)
+from tests.ops.helpers import awkward_keys, installed_cli, keys, run_cli, seed
 
 PARK, INGEST = bucket("parkinglot"), bucket("ingestion")
 
@@ -55,19 +47,14 @@ def summary_of(out: Path) -> dict:
     return lines[-1]["summary"]
 
 
-@pytest.fixture
-def s3(moto_server: str):
-    return make_buckets()
-
-
-def test_kill_9_mid_way_loses_nothing_and_a_rerun_finishes(s3, tmp_path: Path) -> None:
+def test_kill_9_mid_way_loses_nothing_and_a_rerun_finishes(s3_server, tmp_path: Path) -> None:
     seed(PARK, awkward_keys(200))
-    parked = keys(s3, PARK)
+    parked = keys(s3_server, PARK)
     proc, _, _ = start_unpark(tmp_path, "--concurrency", "4")
     wait_for_copies(proc, 80)
     proc.kill()  # SIGKILL: no cleanup at all
     proc.wait()
-    left, there = keys(s3, PARK), keys(s3, INGEST)
+    left, there = keys(s3_server, PARK), keys(s3_server, INGEST)
     assert set(left) | set(there) == set(parked)  # nothing is in neither bucket
     assert all(there[k] == parked[k] for k in there)  # and what was copied is whole
     both = set(left) & set(there)  # copied, not yet deleted
@@ -75,15 +62,16 @@ def test_kill_9_mid_way_loses_nothing_and_a_rerun_finishes(s3, tmp_path: Path) -
     rerun, out, err = start_unpark(tmp_path)
     assert rerun.wait(120) == 0, err.read_text()
     summary = summary_of(out)
-    assert keys(s3, PARK) == {} and keys(s3, INGEST) == parked
+    assert keys(s3_server, PARK) == {} and keys(s3_server, INGEST) == parked
     assert summary["already"] == len(both)  # not copied again (not ingested twice)
     assert summary["moved"] == len(set(left) - both)
     assert summary["requests"]["CopyObject"] == summary["moved"]
 
 
-def test_ctrl_c_finishes_the_copies_under_way_exits_130_and_a_rerun_finishes(s3, tmp_path: Path) -> None:
+def test_ctrl_c_finishes_the_copies_under_way_exits_130_and_a_rerun_finishes(s3_server,
+                                                                              tmp_path: Path) -> None:
     seed(PARK, [f"cam/{i:04d} é+.jpg" for i in range(150)])
-    parked = keys(s3, PARK)
+    parked = keys(s3_server, PARK)
     proc, out, err = start_unpark(tmp_path, "--concurrency", "4")
     wait_for_copies(proc, 40)
     proc.send_signal(signal.SIGINT)
@@ -91,48 +79,43 @@ def test_ctrl_c_finishes_the_copies_under_way_exits_130_and_a_rerun_finishes(s3,
     assert "interrupted" in err.read_text() and "Traceback" not in err.read_text()
     summary = summary_of(out)
     assert summary["interrupted"] is True and 40 <= summary["moved"] < 150
-    left, there = keys(s3, PARK), keys(s3, INGEST)
+    left, there = keys(s3_server, PARK), keys(s3_server, INGEST)
     assert set(left) | set(there) == set(parked)
     assert not set(left) & set(there)  # what was copied was deleted before it stopped
     assert len(there) == summary["moved"]
     rerun, out, err = start_unpark(tmp_path)
     assert rerun.wait(120) == 0, err.read_text()
-    assert keys(s3, PARK) == {} and keys(s3, INGEST) == parked
+    assert keys(s3_server, PARK) == {} and keys(s3_server, INGEST) == parked
     assert summary_of(out)["moved"] == len(left)
 
 
-@pytest.fixture
-def mocked(aws_mock: None):
-    return make_buckets()
-
-
-def test_refused_while_maintenance_is_on_exit_3_and_force(mocked, capsys, monkeypatch) -> None:
-    mocked.put_object(Bucket=PARK, Key="a.jpg", Body=b"a")
+def test_refused_while_maintenance_is_on_exit_3_and_force(s3, capsys, monkeypatch) -> None:
+    s3.put_object(Bucket=PARK, Key="a.jpg", Body=b"a")
     assert run_cli(capsys, monkeypatch, "maintenance", "on", "--stage", "dev", "--no-wait").code == 0
     r = run_cli(capsys, monkeypatch, "unpark", "--stage", "dev")
     assert r.code == 3 and "maintenance is on" in r.err and r.err.count("\n") == 1
-    assert set(keys(mocked, PARK)) == {"a.jpg"}
+    assert set(keys(s3, PARK)) == {"a.jpg"}
     r = run_cli(capsys, monkeypatch, "unpark", "--stage", "dev", "--force")
     assert r.code == 0 and r.out.startswith("moved 1,")
-    assert set(keys(mocked, INGEST)) == {"a.jpg"}
+    assert set(keys(s3, INGEST)) == {"a.jpg"}
 
 
-def test_dry_run_prints_each_planned_move(mocked, capsys, monkeypatch) -> None:
+def test_dry_run_prints_each_planned_move(s3, capsys, monkeypatch) -> None:
     for k in ("x 1.jpg", "batch-1/y+2.jpg"):
-        mocked.put_object(Bucket=PARK, Key=k, Body=k.encode())
+        s3.put_object(Bucket=PARK, Key=k, Body=k.encode())
     r = run_cli(capsys, monkeypatch, "unpark", "--stage", "dev", "--dry-run")
     assert r.code == 0, r.err
     assert r.out.splitlines() == [
         f"batch-1/y+2.jpg -> s3://{INGEST}/batch-1/y+2.jpg: copy, verify, delete from the source",
         f"x 1.jpg -> s3://{INGEST}/x 1.jpg: copy, verify, delete from the source",
         "dry run on dev: 2 to move, 0 would fail; nothing changed"]
-    assert len(keys(mocked, PARK)) == 2 and keys(mocked, INGEST) == {}
+    assert len(keys(s3, PARK)) == 2 and keys(s3, INGEST) == {}
 
 
-def test_some_failed_exit_1_and_json_summary(mocked, capsys, monkeypatch) -> None:
-    mocked.put_object(Bucket=PARK, Key="taken.jpg", Body=b"mine")
-    mocked.put_object(Bucket=PARK, Key="free.jpg", Body=b"free")
-    mocked.put_object(Bucket=INGEST, Key="taken.jpg", Body=b"someone else's")
+def test_some_failed_exit_1_and_json_summary(s3, capsys, monkeypatch) -> None:
+    s3.put_object(Bucket=PARK, Key="taken.jpg", Body=b"mine")
+    s3.put_object(Bucket=PARK, Key="free.jpg", Body=b"free")
+    s3.put_object(Bucket=INGEST, Key="taken.jpg", Body=b"someone else's")
     r = run_cli(capsys, monkeypatch, "unpark", "--stage", "dev", "--json")
     assert r.code == 1 and "1 object(s) not moved" in r.err
     lines = [json.loads(x) for x in r.out.splitlines()]
@@ -150,13 +133,13 @@ def test_prod_needs_the_stage_name_typed(aws_mock: None, capsys, monkeypatch) ->
     assert r.code == 0 and set(keys(client, bucket("ingestion", "prod"))) == {"p.jpg"}
 
 
-def test_options_max_delete_prefix_and_bad_values(mocked, capsys, monkeypatch) -> None:
+def test_options_max_delete_prefix_and_bad_values(s3, capsys, monkeypatch) -> None:
     for i in range(4):
-        mocked.put_object(Bucket=PARK, Key=f"b/{i}.jpg", Body=b"%d" % i)
-    mocked.put_object(Bucket=PARK, Key="root.jpg", Body=b"r")
+        s3.put_object(Bucket=PARK, Key=f"b/{i}.jpg", Body=b"%d" % i)
+    s3.put_object(Bucket=PARK, Key="root.jpg", Body=b"r")
     r = run_cli(capsys, monkeypatch, "unpark", "--stage", "dev", "--prefix", "b/", "--max-delete", "3")
     assert r.code == 0 and r.out.startswith("moved 3,") and "--max-delete" in r.err
-    assert len(keys(mocked, PARK)) == 2
+    assert len(keys(s3, PARK)) == 2
     r = run_cli(capsys, monkeypatch, "unpark", "--stage", "dev", "--concurrency", "0")
     assert r.code == 2 and "Traceback" not in r.err
 

@@ -33,11 +33,6 @@ from tests.deploy.policy import (
     template_handler,
 )
 
-try:  # the lead's animl-api stand-in (tests/apistub.py); until it lands, tests using it error
-    from tests.apistub import api_stub  # noqa: F401
-except ImportError:
-    pass
-
 STAGE = "dev"
 NAMES = Names(STAGE)
 IMAGE = "buckeyecam_x80_fox_resized.jpg"  # BuckEyeCam with EXIF serial and DateTimeOriginal

@@ -191,3 +191,18 @@ def jpeg_with_tiff(tiff_block: bytes, size: tuple[int, int] = (8, 8)) -> bytes:
     buf = io.BytesIO()
     Image.new("RGB", size).save(buf, format="JPEG", exif=b"Exif\0\0" + tiff_block)
     return buf.getvalue()
+
+
+def camera_jpeg(serial: str | None = "CAM-1", date: str | None = "2024:05:06 07:08:09",
+                size: tuple[int, int] = (1600, 1200), seed: int = 1) -> bytes:
+    """A real JPEG with EXIF written by piexif: a camera trap's serial and date."""
+    img = Image.new("RGB", size, (seed * 37 % 255, 90, 120))
+    zeroth = {piexif.ImageIFD.Make: b"TESTCAM", piexif.ImageIFD.Model: b"T-1"}
+    exif: dict = {"0th": zeroth, "Exif": {}}
+    if serial:
+        exif["Exif"][piexif.ExifIFD.BodySerialNumber] = serial.encode()
+    if date:
+        exif["Exif"][piexif.ExifIFD.DateTimeOriginal] = date.encode()
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=80, exif=piexif.dump(exif))
+    return buf.getvalue()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import sys
 import uuid
 from dataclasses import dataclass
@@ -12,47 +13,26 @@ from urllib.parse import quote
 
 import pytest
 
-from animl_ingest_cli.config import BUCKET_KINDS
 from animl_ingest_cli.stores import Store
+from tests.awsfixtures import STAGE
 
-STAGE = "dev"
-_LOADER: Any = None
-
-
-@pytest.fixture(autouse=True)
-def shared_model_loader(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every boto3 session the code makes shares one botocore data loader. The root conftest forgets
-    sessions before each test, and a new session reads every service model from disk again (a
-    tenth of a second per client), which made up most of these tests' time. The loader holds only
-    the models shipped with botocore: credentials, region and endpoint stay per session."""
-    import boto3.session
-
-    global _LOADER
-    if _LOADER is None:
-        _LOADER = boto3.session.Session()._loader
-    real = boto3.session.Session
-
-    class SharedLoaderSession(real):  # type: ignore[misc, valid-type]
-        def _setup_loader(self) -> None:
-            self._session.register_component("data_loader", _LOADER)
-            self._loader = _LOADER
-
-    monkeypatch.setattr(boto3.session, "Session", SharedLoaderSession)
+QUEUE_UUID = str(uuid.UUID(int=42))  # the bulk upload whose queues make_queues makes
 
 
-def bucket(kind: str, stage: str = STAGE) -> str:
-    return f"animl-images-{kind}-{stage}"
-
-
-def make_buckets(stage: str = STAGE) -> Any:
-    """The stage's four buckets in whatever S3 the environment points at; returns an S3 client."""
-    import boto3
-
-    s3 = boto3.client("s3")
-    for kind in BUCKET_KINDS:
-        s3.create_bucket(Bucket=bucket(kind, stage),
-                         CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
-    return s3
+def make_queues(sqs) -> dict[str, str]:
+    """The stage's queues as Animl has them, plus others' queues that must not be listed."""
+    urls = {}
+    for name in ("inferenceDLQ-dev", "taskDLQ-dev", f"animl-ingest-dev-batch-{QUEUE_UUID}-dlq"):
+        urls[name] = sqs.create_queue(QueueName=name)["QueueUrl"]
+    for name, dlq in (("inferenceQueue-dev", "inferenceDLQ-dev"), ("taskQueue-dev", "taskDLQ-dev"),
+                      (f"animl-ingest-dev-batch-{QUEUE_UUID}", f"animl-ingest-dev-batch-{QUEUE_UUID}-dlq")):
+        attrs = sqs.get_queue_attributes(QueueUrl=urls[dlq], AttributeNames=["QueueArn"])["Attributes"]
+        urls[name] = sqs.create_queue(QueueName=name, Attributes={
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn": attrs["QueueArn"],
+                                         "maxReceiveCount": "3"})})["QueueUrl"]
+    sqs.create_queue(QueueName="inferenceQueue-prod")
+    sqs.create_queue(QueueName="someone-elses-queue")
+    return urls
 
 
 def make_job_queue(stage: str = STAGE) -> str:

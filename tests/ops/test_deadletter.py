@@ -8,15 +8,11 @@ from animl_ingest_cli.context import open_stage
 from animl_ingest_cli.errors import InputError
 from animl_ingest_cli.ops.deadletter import list_errors, original_location, redrive, warnings_for
 from animl_ingest_cli.ops.moves import STAGING_PREFIX
-from tests.ops.helpers import bucket, dead_letter, keys, make_buckets
+from tests.awsfixtures import bucket
+from tests.ops.helpers import dead_letter, keys
 
 DL, INGEST = bucket("dead-letter"), bucket("ingestion")
 BATCH = "batch-3b1c2f4e-8f1a-4c1e-9a7e-0d5c2b6a9e11"
-
-
-@pytest.fixture
-def s3(aws_mock: None):
-    return make_buckets()
 
 
 def test_original_location_decodes_metadata_and_falls_back_to_the_file_name() -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-import uuid
 
 import boto3
 import pytest
@@ -13,25 +12,8 @@ import pytest
 from animl_ingest_cli.context import open_stage
 from animl_ingest_cli.errors import InputError
 from animl_ingest_cli.ops import queues as q
-from tests.ops.helpers import make_job_queue
-
-UUID = str(uuid.UUID(int=42))
-
-
-def make_queues(sqs) -> dict[str, str]:
-    """The stage's queues as Animl has them, plus others' queues that must not be listed."""
-    urls = {}
-    for name in ("inferenceDLQ-dev", "taskDLQ-dev", f"animl-ingest-dev-batch-{UUID}-dlq"):
-        urls[name] = sqs.create_queue(QueueName=name)["QueueUrl"]
-    for name, dlq in (("inferenceQueue-dev", "inferenceDLQ-dev"), ("taskQueue-dev", "taskDLQ-dev"),
-                      (f"animl-ingest-dev-batch-{UUID}", f"animl-ingest-dev-batch-{UUID}-dlq")):
-        attrs = sqs.get_queue_attributes(QueueUrl=urls[dlq], AttributeNames=["QueueArn"])["Attributes"]
-        urls[name] = sqs.create_queue(QueueName=name, Attributes={
-            "RedrivePolicy": json.dumps({"deadLetterTargetArn": attrs["QueueArn"],
-                                         "maxReceiveCount": "3"})})["QueueUrl"]
-    sqs.create_queue(QueueName="inferenceQueue-prod")
-    sqs.create_queue(QueueName="someone-elses-queue")
-    return urls
+from tests.ops.helpers import QUEUE_UUID as UUID
+from tests.ops.helpers import make_job_queue, make_queues
 
 
 @pytest.fixture

@@ -14,14 +14,10 @@ from animl_ingest_cli.errors import InputError, RefusedError
 from animl_ingest_cli.ops import maintenance
 from animl_ingest_cli.ops.moves import STAGING_PREFIX, Journal
 from animl_ingest_cli.ops.unpark import unpark
-from tests.ops.helpers import awkward_keys, bucket, keys, make_buckets, seed
+from tests.awsfixtures import bucket
+from tests.ops.helpers import awkward_keys, keys, seed
 
 PARK, INGEST = bucket("parkinglot"), bucket("ingestion")
-
-
-@pytest.fixture
-def s3(aws_mock: None):
-    return make_buckets()
 
 
 def park(s3, names: list[str], body=lambda k: k.encode()) -> dict[str, str]:

@@ -22,15 +22,13 @@ from animl_ingest_cli.claims import PREFIX as CLAIMS
 from animl_ingest_cli.context import StageContext, open_stage
 from animl_ingest_cli.ingest import Ingestor, Outcome
 from tests.apistub import ApiStub
-from tests.ops.helpers import shared_model_loader  # noqa: F401 - autouse: one botocore model loader
+from tests.awsfixtures import BUCKETS, STAGE
+from tests.metadata.builders import camera_jpeg
 from tests.reliability import figures
 from tests.reliability.faults import AwsFaults
 from tests.reliability.invariants import Report, S3View, check
-from tests.test_ingest import camera_jpeg
 
-STAGE = "dev"
-KINDS = ("ingestion", "serving", "dead-letter", "parkinglot")
-BUCKETS = {k: f"animl-images-{k}-{STAGE}" for k in KINDS}
+KINDS = tuple(BUCKETS)
 
 
 def jpeg(n: int, serial: str | None = "CAM-1", date: str | None = "2024:05:06 07:08:09",

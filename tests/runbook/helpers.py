@@ -17,7 +17,7 @@ import pytest
 
 from animl_ingest_cli.ops.moves import MoveOutcome
 from animl_ingest_cli.ops.queues import Snapshot
-from tests.ops.helpers import bucket, make_buckets
+from tests.awsfixtures import bucket, make_buckets
 
 needs_npm = pytest.mark.skipif(shutil.which("npm") is None or shutil.which("node") is None,
                                reason="npm and node are needed to run the fake animl-api export script")

@@ -14,7 +14,8 @@ from animl_ingest_cli.errors import InputError
 from animl_ingest_cli.runbook import runner, state
 from animl_ingest_cli.runbook.runner import RunStopped
 from animl_ingest_cli.runbook.steps import STEP_NAMES
-from tests.ops.helpers import bucket, keys, make_job_queue
+from tests.awsfixtures import bucket
+from tests.ops.helpers import keys, make_job_queue
 from tests.runbook.helpers import (
     ScriptedOperator,
     audit_entries,
