@@ -606,10 +606,7 @@ class Ingestor:
                                                if_none_match=True))
         except StoreError:
             for k in tried:
-                try:
-                    serving.delete(k)
-                except StoreError:
-                    pass
+                _remove_partial(serving, k)
             raise
         out.destinations.extend(serving.uri(k) for k in targets.values())
 
@@ -731,6 +728,23 @@ class Ingestor:
         except StoreError as exc:
             out.complete = False
             out.error = f"copied, but the source was not deleted: {exc.message}"
+
+
+CLEANUP_ATTEMPTS = 4  # a partial serving set is public (CloudFront): more than one request's retries
+
+
+def _remove_partial(serving: Store, key: str) -> None:
+    """Remove one key of a partial serving set. Each attempt already carries botocore's retries; a
+    key still there after the last is left for the rerun, which completes the set."""
+    for attempt in range(CLEANUP_ATTEMPTS):
+        try:
+            serving.delete(key)
+            return
+        except StoreError as exc:
+            if attempt == CLEANUP_ATTEMPTS - 1:
+                log.warning("partial serving copy %s left for a rerun: %s", serving.uri(key), exc.message)
+                return
+            time.sleep(0.05 * 2 ** attempt)
 
 
 def _multipart(etag: str) -> bool:
