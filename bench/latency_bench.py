@@ -47,6 +47,7 @@ CLI = [sys.executable, "-m", "animl_ingest_cli"]
 STAGE = unpark_bench.STAGE
 INGESTION = unpark_bench.INGESTION
 SERVING = f"animl-images-serving-{STAGE}"
+CLAIMS = ".animl-claims/"  # the per-image claims (animl_ingest_cli/claims.py) live beside the copies
 GOAL = 1.15
 
 
@@ -85,8 +86,8 @@ def check_served(endpoint: str, n: int, m: Measured) -> list[str]:
                         f"stderr: {m.stderr.strip()[-600:]}")
     s3, _ = unpark_bench._clients(endpoint)
     left = s3.list_objects_v2(Bucket=INGESTION).get("KeyCount", 0)
-    copies = sum(page.get("KeyCount", 0) for page in
-                 s3.get_paginator("list_objects_v2").paginate(Bucket=SERVING))
+    copies = sum(1 for page in s3.get_paginator("list_objects_v2").paginate(Bucket=SERVING)
+                 for o in page.get("Contents", []) if not o["Key"].startswith(CLAIMS))
     if left:
         problems.append(f"{left} objects left in the ingestion bucket")
     if copies != 3 * n:
