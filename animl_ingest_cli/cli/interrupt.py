@@ -55,7 +55,15 @@ def install() -> Any:
 
 
 def restore(previous: Any) -> None:
-    """Put back what `install` replaced (the command's threads have all been joined by then)."""
+    """Put back what `install` replaced (the command's threads have all been joined by then).
+    After a Ctrl-C the process is ending, and SIGINT is ignored from here on: a Ctrl-C still arriving
+    (a key held down) would otherwise meet Python's own handler, which the interpreter puts back
+    while it exits, and end the process by SIGINT (-2, not 130) after all was saved. (An ignored
+    signal is the one disposition the interpreter leaves alone at exit; kill -9 still stops it.)"""
+    if _seen.is_set():
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+        return
     if previous is not None and threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, previous)
 
