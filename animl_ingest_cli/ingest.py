@@ -112,28 +112,28 @@ def copy_object(dst: Store, src: Store, key: str, target: str, data: bytes, cont
 
 
 class _Thumbnails:
-    """An image's two thumbnails, made once: by `make()` in the CPU slot that read its metadata, so
-    that they are ready when createImage answers (the decode no longer waits behind the API), or at
-    the first `get()` for an image that looked invalid (it is most often dead-lettered: decoding it
-    would be wasted). A decode failure is kept and raised by `get()`, so that it is met, reported and
-    dead-lettered after createImage exactly as when the thumbnails were made there."""
+    """An image's two thumbnails, made once. For an image the API's rules will most likely accept
+    (`early`) they are made while createImage is asked (`_create_image`): at a distance it takes
+    hundreds of milliseconds, and the decode no longer waits behind it. Otherwise at the first
+    `get()` (such an image is most often dead-lettered: decoding it would be wasted). A decode
+    failure is kept and raised by `get()`, so that it is met, reported and dead-lettered after
+    createImage exactly as when the thumbnails were made there."""
 
-    def __init__(self, data: bytes, cpu: threading.BoundedSemaphore) -> None:
-        self._data, self._cpu = data, cpu
+    def __init__(self, data: bytes, cpu: threading.BoundedSemaphore, early: bool) -> None:
+        self._data, self._cpu, self.early = data, cpu, early
         self._made: tuple[Thumbnail, Thumbnail] | ImageError | None = None
 
-    def make(self) -> None:
-        """In a CPU slot the caller holds."""
-        if self._made is None:
-            try:
-                self._made = make_thumbnails(self._data)
-            except ImageError as exc:
-                self._made = exc
+    def make_in_slot(self) -> None:
+        with self._cpu:
+            if self._made is None:
+                try:
+                    self._made = make_thumbnails(self._data)
+                except ImageError as exc:
+                    self._made = exc
 
     def get(self) -> tuple[Thumbnail, Thumbnail]:
         if self._made is None:
-            with self._cpu:
-                self.make()
+            self.make_in_slot()
         made = self._made
         if isinstance(made, ImageError):
             raise made
@@ -465,17 +465,15 @@ class Ingestor:
         except StoreError as exc:
             out.outcome, out.error, out.complete = FAILED, exc.message, False
             return out
-        thumbs = _Thumbnails(blob.data, self._cpu)
         with self._cpu:
             md = self.build_md(src, key, blob.data, batch)
             too_costly = decode_cost_error(blob.data)  # would outlast the function: no record is made
-            if not self.dry_run and not too_costly and _looks_valid(md):
-                thumbs.make()  # the image's pixel work in one slot, done before createImage is asked
         if self.dry_run:
             return self._plan(md, out, [too_costly] if too_costly else None)
         if too_costly:
             return self._dead_letter(src, key, md, blob.data, [too_costly], None, out, delete_source,
                                      blob.etag)
+        thumbs = _Thumbnails(blob.data, self._cpu, early=_looks_valid(md))
         digest = str(md.get("Hash"))
         with self._one_at_a_time(digest):
             try:
@@ -525,7 +523,7 @@ class Ingestor:
     def _record_and_serve(self, src: Store, key: str, data: bytes, etag: str, md: dict[str, Any],
                           out: Outcome, delete_source: bool, thumbs: _Thumbnails) -> Outcome:
         try:
-            attempt = self.api.create_image(md)
+            attempt = self._create_image(md, thumbs)
         except ApiError as exc:
             if self.stop_on_refused_key and exc.status in (401, 403):
                 raise ApiKeyRefused(f"animl-api refused the API key (HTTP {exc.status}: {exc.message}); "
@@ -564,6 +562,18 @@ class Ingestor:
                                      etag, folder=folder)
         self._delete_source(src, key, out, delete_source, etag)
         return out
+
+    def _create_image(self, md: dict[str, Any], thumbs: _Thumbnails) -> ImageAttempt:
+        """createImage; for an image it will most likely accept, the thumbnails are made meanwhile
+        (in a CPU slot, in a thread of their own), so that an image's decode and its wait on the API
+        overlap instead of adding up."""
+        if not thumbs.early:
+            return self.api.create_image(md)
+        answer: list[ImageAttempt] = []
+        failures = side_by_side(lambda: answer.append(self.api.create_image(md)), thumbs.make_in_slot)
+        if failures:
+            raise failures[0]
+        return answer[0]
 
     def _too_large(self, src: Store, key: str, batch: str | None, exc: TooLarge, out: Outcome,
                    delete_source: bool) -> Outcome:

@@ -85,7 +85,7 @@ class CountingProxy:
         self.upstream_host, self.upstream_port = up.hostname or "127.0.0.1", up.port or 80
         self.counts: Counter[str] = Counter()
         self.errors: Counter[str] = Counter()
-        self.trace: list[tuple[float, float, str]] = []  # (start, end, operation) by time.monotonic()
+        self.trace: list[tuple[float, float, str, str]] = []  # (start, end, operation, path): monotonic
         self._lock = threading.Lock()
         self._local = threading.local()
         proxy = self
@@ -120,7 +120,7 @@ class CountingProxy:
                     resp = conn.getresponse()
                     data = resp.read()
                 with proxy._lock:
-                    proxy.trace.append((started, time.monotonic(), op))
+                    proxy.trace.append((started, time.monotonic(), op, self.path))
                     proxy.counts[op] += 1
                     if resp.status >= 300:
                         proxy.errors[f"{op}:{resp.status}"] += 1
