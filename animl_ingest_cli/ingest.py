@@ -115,27 +115,31 @@ class _Thumbnails:
     """An image's two thumbnails, made once. For an image the API's rules will most likely accept
     (`early`) they are made while createImage is asked (`_create_image`): at a distance it takes
     hundreds of milliseconds, and the decode no longer waits behind it. Otherwise at the first
-    `get()` (such an image is most often dead-lettered: decoding it would be wasted). A decode
-    failure is kept and raised by `get()`, so that it is met, reported and dead-lettered after
-    createImage exactly as when the thumbnails were made there."""
+    `get()` (such an image is most often dead-lettered: decoding it would be wasted).
+
+    A decode failure, whatever it is, is kept and raised by `get()`, so that it is met after
+    createImage exactly as when the thumbnails were made there: an ImageError is reported and
+    dead-lettered; anything else (MemoryError, a bug) is raised from `_serve` as before, the source
+    left for a rerun. Raised beside createImage instead, it could come first and hide createImage's
+    own outcome (a refused key, an API error) for a decode that was only made ahead of need."""
 
     def __init__(self, data: bytes, cpu: threading.BoundedSemaphore, early: bool) -> None:
         self._data, self._cpu, self.early = data, cpu, early
-        self._made: tuple[Thumbnail, Thumbnail] | ImageError | None = None
+        self._made: tuple[Thumbnail, Thumbnail] | Exception | None = None
 
     def make_in_slot(self) -> None:
         with self._cpu:
             if self._made is None:
                 try:
                     self._made = make_thumbnails(self._data)
-                except ImageError as exc:
+                except Exception as exc:  # noqa: BLE001 - kept for get(), where it is raised
                     self._made = exc
 
     def get(self) -> tuple[Thumbnail, Thumbnail]:
         if self._made is None:
             self.make_in_slot()
         made = self._made
-        if isinstance(made, ImageError):
+        if isinstance(made, Exception):
             raise made
         assert made is not None
         return made
@@ -539,7 +543,10 @@ class Ingestor:
         out.image_id = attempt.image_id
         if attempt.errors:
             if attempt.image_id and is_duplicate(attempt.errors):
-                healed = self._heal_duplicate(src, key, data, etag, md, attempt.image_id, out, thumbs)
+                try:
+                    healed = self._heal_duplicate(src, key, data, etag, md, attempt.image_id, out, thumbs)
+                except StoreError as exc:  # PARTIAL_SET only: see _heal_duplicate
+                    return self._left_for_rerun(exc, out)
                 if healed:
                     self._delete_source(src, key, out, delete_source, etag)
                     return out
@@ -552,6 +559,8 @@ class Ingestor:
             if exc.code == NO_SPACE:  # the disk, not the image: a rerun serves it (nothing dead-lettered)
                 out.outcome, out.error, out.complete = FAILED, f"{exc.message}; left where it is", False
                 return out
+            if exc.code == PARTIAL_SET:
+                return self._left_for_rerun(exc, out)
             self._report_image_error(exc.message, attempt.image_id, md.get("batchId"))
             return self._dead_letter(src, key, md, data, [exc.message], attempt.image_id, out, delete_source,
                                      etag, folder=keys.STORAGE_ERROR)
@@ -561,6 +570,15 @@ class Ingestor:
             return self._dead_letter(src, key, md, data, [exc.message], attempt.image_id, out, delete_source,
                                      etag, folder=folder)
         self._delete_source(src, key, out, delete_source, etag)
+        return out
+
+    @staticmethod
+    def _left_for_rerun(exc: StoreError, out: Outcome) -> Outcome:
+        """The serving copies failed and their clean-up too: part of the set is public. Dead-lettering
+        the image would delete its source and leave that part public with nothing to complete it;
+        it stays where it is instead, failed, and the rerun (or the Lambda's retry) completes the
+        set (DUPLICATE_IMAGE, then the copies that are missing: _heal_duplicate)."""
+        out.outcome, out.error, out.complete = FAILED, exc.message, False
         return out
 
     def _create_image(self, md: dict[str, Any], thumbs: _Thumbnails) -> ImageAttempt:
@@ -623,7 +641,8 @@ class Ingestor:
         When any write fails, the others are waited for and the partial set is removed, every key
         tried (a write that failed may have landed): the image's claim makes this the only actor
         writing this image's keys, so what it removes is never another actor's copy of an image it
-        is serving."""
+        is serving. A key the clean-up could not remove makes the error PARTIAL_SET: the image is
+        then left for a rerun, not dead-lettered (`_left_for_rerun`)."""
         serving = self.ctx.store("serving")
         ext = md.get("FileTypeExtension") or keys.file_name(key).rsplit(".", 1)[-1]
         ctype = md.get("MIMEType") or keys.content_type_for(key)
@@ -655,10 +674,15 @@ class Ingestor:
         failures = side_by_side(lambda: write("original", original), thumbnail("medium", medium),
                                 thumbnail("small", small))
         if failures:
+            first = next((e for e in failures if not isinstance(e, StoreError)), failures[0])
             if any(isinstance(e, StoreError) for e in failures):
-                for k in targets.values():  # every key was tried: each write may have landed
-                    _remove_partial(serving, k)
-            raise next((e for e in failures if not isinstance(e, StoreError)), failures[0])
+                # every key was tried: each write may have landed
+                left = [k for k in targets.values() if not _remove_partial(serving, k)]
+                if left and isinstance(first, StoreError):
+                    raise StoreError(f"{first.message}; {len(left)} serving cop"
+                                     f"{'y' if len(left) == 1 else 'ies'} could not be removed: left "
+                                     f"for a rerun", code=PARTIAL_SET) from first
+            raise first
         out.destinations.extend(serving.uri(k) for k in targets.values())
 
     def _heal_duplicate(self, src: Store, key: str, data: bytes, etag: str, md: dict[str, Any],
@@ -685,6 +709,8 @@ class Ingestor:
         try:
             self._serve(src, key, data, etag, md, image_id, out, thumbs)
         except (StoreError, ImageError) as exc:
+            if isinstance(exc, StoreError) and exc.code == PARTIAL_SET:
+                raise  # part of the set is public: the image waits for a rerun (_left_for_rerun)
             log.warning("healing %s failed: %s", image_id, exc.message)
             return False
         out.reason, out.healed = "serving copies were missing: made them", True
@@ -782,6 +808,7 @@ class Ingestor:
 
 
 CLEANUP_ATTEMPTS = 4  # a partial serving set is public (CloudFront): more than one request's retries
+PARTIAL_SET = "PartialServingSet"  # StoreError code: a failed serving set's clean-up left some of it
 
 
 def side_by_side(*calls: Callable[[], object]) -> list[BaseException]:
@@ -808,18 +835,20 @@ def side_by_side(*calls: Callable[[], object]) -> list[BaseException]:
     return failures
 
 
-def _remove_partial(serving: Store, key: str) -> None:
-    """Remove one key of a partial serving set. Each attempt already carries botocore's retries; a
-    key still there after the last is left for the rerun, which completes the set."""
+def _remove_partial(serving: Store, key: str) -> bool:
+    """Remove one key of a partial serving set; False when it may still be there. Each attempt
+    already carries botocore's retries; a key still there after the last is left for the rerun,
+    which completes the set (the image waits for it in its source: `_left_for_rerun`)."""
     for attempt in range(CLEANUP_ATTEMPTS):
         try:
             serving.delete(key)
-            return
+            return True
         except StoreError as exc:
             if attempt == CLEANUP_ATTEMPTS - 1:
                 log.warning("partial serving copy %s left for a rerun: %s", serving.uri(key), exc.message)
-                return
+                return False
             time.sleep(0.05 * 2 ** attempt)
+    return False
 
 
 def _multipart(etag: str) -> bool:

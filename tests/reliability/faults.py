@@ -73,15 +73,16 @@ def _error_response(request: Any, service: str, status: int, code: str) -> AWSRe
     return AWSResponse(request.url, status, {"content-type": "application/x-amz-json-1.1"}, _Raw(body))
 
 
-def _bucket_of(url: str) -> str:
-    """The bucket of an S3 URL: virtual-hosted (AWS's own endpoint, moto in-process) or path style
-    (an endpoint that is an IP address, moto's server)."""
+def _bucket_and_key(url: str) -> tuple[str, str]:
+    """The bucket and key of an S3 URL: virtual-hosted (AWS's own endpoint, moto in-process) or path
+    style (an endpoint that is an IP address, moto's server)."""
     parts = urlsplit(url)
     host = parts.hostname or ""
-    if ".s3." in host:
-        return host.split(".s3.", 1)[0]
     path = unquote(parts.path)
-    return path.split("/", 2)[1] if path.count("/") >= 1 else ""
+    if ".s3." in host:
+        return host.split(".s3.", 1)[0], path[1:]
+    _, bucket, key = (path.split("/", 2) + ["", ""])[:3]
+    return bucket, key
 
 
 @dataclass
@@ -93,11 +94,13 @@ class Rule:
     times: int | None = 1
     skip: int = 0
     bucket: str | None = None
+    key_prefix: str | None = None  # only requests for keys starting so (S3; the claims' keys are others)
     seen: int = 0
     fired: int = 0
 
-    def matches(self, op: str, bucket: str) -> bool:
-        return self.operation in ("*", op) and self.bucket in (None, bucket)
+    def matches(self, op: str, bucket: str, key: str = "") -> bool:
+        return self.operation in ("*", op) and self.bucket in (None, bucket) and \
+            (self.key_prefix is None or key.startswith(self.key_prefix))
 
     def take(self) -> bool:
         self.seen += 1
@@ -129,9 +132,9 @@ class AwsFaults:
         return client
 
     def add(self, operation: str, kind: str, times: int | None = 1, *, skip: int = 0,
-            bucket: str | None = None) -> Rule:
+            bucket: str | None = None, key_prefix: str | None = None) -> Rule:
         assert kind in KINDS, kind
-        rule = Rule(operation, kind, times, skip, bucket)
+        rule = Rule(operation, kind, times, skip, bucket, key_prefix)
         with self._lock:
             self.rules.append(rule)
         return rule
@@ -143,9 +146,9 @@ class AwsFaults:
 
     def _on_send(self, service: str, event_name: str, request: Any) -> AWSResponse | None:
         op = event_name.rsplit(".", 1)[-1]
-        bucket = _bucket_of(request.url) if service == "s3" else ""
+        bucket, key = _bucket_and_key(request.url) if service == "s3" else ("", "")
         with self._lock:
-            rule = next((r for r in self.rules if r.matches(op, bucket) and r.take()), None)
+            rule = next((r for r in self.rules if r.matches(op, bucket, key) and r.take()), None)
         self.crash_point(op, lambda: self._apply(event_name, request))
         if rule is None:
             return None

@@ -1,0 +1,197 @@
+"""The overlaps inside one image (ingest.py: thumbnails while createImage is asked, the three serving
+writes side by side) under faults that hit only part of them: the medium or the small write alone,
+both at once, the clean-up's DeleteObject, the thumbnail thread failing in ways that are not an
+ImageError. In-process moto, the animl-api stand-in, the invariant checker after every run, then a
+heal with the faults gone."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+
+import animl_ingest_cli.ingest as ingest_module
+from animl_ingest_cli import images
+from animl_ingest_cli.api import GraphQLApi
+from animl_ingest_cli.errors import ApiKeyRefused
+from animl_ingest_cli.ingest import DEAD_LETTERED, FAILED, SERVED, Ingestor
+from tests.reliability.conftest import BUCKETS, World, jpeg
+
+SERVING = BUCKETS["serving"]
+
+
+def seed(world: World, n: int = 3, prefix: str = "cam/") -> list[str]:
+    first = len(world.originals)
+    return world.put_many((f"{prefix}IMG_{first + i:04d}.JPG", jpeg(first + i)) for i in range(n))
+
+
+def served_everywhere(world: World) -> None:
+    """With the faults gone, a heal serves every image, each in exactly one place."""
+    healed = world.heal()
+    world.check(healed)
+    assert {k: p for k, p in world.check().places.items()} == {k: ["served"] for k in world.originals}
+
+
+# --- faults in only part of the serving set ---------------------------------------------------------
+
+@pytest.mark.parametrize("sizes,kind", [
+    (("medium/",), "applied-drop"),          # the medium landed, its answer was lost, every retry too
+    (("small/",), "error"),                  # the small never lands; original and medium do
+    (("medium/", "small/"), "applied-error"),  # both thumbnails land and answer 500
+    (("medium/", "small/"), "drop"),
+])
+def test_a_thumbnail_write_failing_alone_leaves_no_partial_set(world: World, sizes: tuple[str, ...],
+                                                               kind: str) -> None:
+    seed(world)
+    ctx = world.ctx()
+    ctx.buckets()
+    rules = [world.faults.add("PutObject", kind, times=None, bucket=SERVING, key_prefix=size)
+             for size in sizes]
+    results = world.ingest(ctx)
+    assert all(r.fired for r in rules)
+    assert {o.outcome for o in results.values()} == {DEAD_LETTERED}
+    assert {o.reason for o in results.values()} == {"STORAGE_ERROR"}
+    assert world.keys("serving") == []  # the original and the other thumbnail were removed too
+    world.check(results)
+    served_everywhere(world)
+
+
+def test_both_thumbnail_writes_retried_by_botocore_are_absorbed(world: World) -> None:
+    seed(world)
+    ctx = world.ctx()
+    ctx.buckets()
+    rules = [world.faults.add("PutObject", kind, times=2, bucket=SERVING, key_prefix=size)
+             for size, kind in (("medium/", "applied-drop"), ("small/", "throttle"))]
+    results = world.ingest(ctx, concurrency=1)
+    assert [r.fired for r in rules] == [2, 2]
+    assert {o.outcome for o in results.values()} == {SERVED} and all(o.complete for o in results.values())
+    world.check(results)
+
+
+def test_a_clean_up_that_cannot_delete_leaves_the_image_waiting_for_a_rerun(world: World) -> None:
+    """The medium write fails, and so does every DeleteObject of the clean-up: the original and the
+    small are public, and stay. The image must not be dead-lettered then (its source deleted): the
+    partial set would be left public with nothing to complete it. It stays in the ingestion bucket,
+    failed, and the rerun completes the set."""
+    seed(world, 2)
+    ctx = world.ctx()
+    ctx.buckets()
+    world.faults.add("PutObject", "error", times=None, bucket=SERVING, key_prefix="medium/")
+    cleanup = world.faults.add("DeleteObject", "error", times=None, bucket=SERVING)
+    results = world.ingest(ctx)
+    assert cleanup.fired
+    world.check(results)
+    assert {o.outcome for o in results.values()} == {FAILED}
+    assert not any(o.complete for o in results.values())
+    assert all("left for a rerun" in (o.error or "") for o in results.values()), results
+    assert world.keys("dead-letter") == [] and len(world.keys("ingestion")) == 2
+    again = world.ingest(ctx)  # the rerun under the same faults: DUPLICATE_IMAGE, its heal fails alike
+    world.check(again)
+    assert {o.outcome for o in again.values()} == {FAILED} and world.keys("dead-letter") == []
+    served_everywhere(world)
+
+
+def test_a_clean_up_that_deletes_on_a_later_try_dead_letters_as_before(world: World) -> None:
+    seed(world, 1)
+    ctx = world.ctx()
+    ctx.buckets()
+    world.faults.add("PutObject", "error", times=None, bucket=SERVING, key_prefix="small/")
+    world.faults.add("DeleteObject", "error", times=6, bucket=SERVING)  # more than one request's retries
+    (out,) = world.ingest(ctx).values()
+    assert out.outcome == DEAD_LETTERED and out.reason == "STORAGE_ERROR", out
+    assert world.keys("serving") == []
+    world.check({out.key: out})
+
+
+# --- the thumbnail thread failing with something else than an ImageError ---------------------------------
+
+class ApiAfterThumbnails:
+    """createImage answers only once the thumbnail thread beside it has ended (joined), then as
+    `api` does: the thread's failure is in hand before createImage's own outcome, deterministically."""
+
+    def __init__(self, api: Any) -> None:
+        self.api = api
+
+    def create_image(self, md: dict[str, Any]) -> Any:
+        for t in threading.enumerate():
+            if t.name == "serve" and t is not threading.current_thread():
+                t.join(10)
+        return self.api.create_image(md)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.api, name)
+
+
+def broken_thumbnails(monkeypatch: pytest.MonkeyPatch, exc: BaseException) -> list[int]:
+    calls: list[int] = []
+
+    def make(data: bytes) -> Any:
+        calls.append(len(data))
+        raise exc
+
+    monkeypatch.setattr(ingest_module, "make_thumbnails", make)
+    return calls
+
+
+@pytest.mark.parametrize("exc", [MemoryError(), RuntimeError("a bug in the decoder")], ids=repr)
+def test_a_thumbnail_thread_failure_after_the_record_is_raised_and_the_image_waits(
+        world: World, monkeypatch: pytest.MonkeyPatch, exc: BaseException) -> None:
+    """Not an ImageError: not the image's fault, so not dead-lettered; surfaced (raised by process),
+    the source left where it is, and a rerun without the fault serves it (heal)."""
+    (key,) = seed(world, 1)
+    calls = broken_thumbnails(monkeypatch, exc)
+    ctx = world.ctx()
+    with pytest.raises(type(exc)):
+        Ingestor(ctx, ApiAfterThumbnails(world.api())).process(ctx.store("ingestion"), key,
+                                                             delete_source=True)
+    assert calls and world.keys("ingestion") == [key] and world.keys("serving") == []
+    assert world.keys("dead-letter") == []
+    world.check(final=False)
+    monkeypatch.undo()
+    served_everywhere(world)
+
+
+def test_a_refused_key_stops_the_cli_even_when_the_thumbnail_thread_failed_first(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI stops at a refused key (ApiKeyRefused, exit 3); the speculative decode beside
+    createImage failing first (here a bug) must not hide it: without the overlap it never ran."""
+    (key,) = seed(world, 1)
+    broken_thumbnails(monkeypatch, RuntimeError("a bug in the decoder"))
+    ctx = world.ctx()
+    ing = Ingestor(ctx, ApiAfterThumbnails(GraphQLApi(world.stub.url, "not-the-key", max_attempts=1,
+                                                         backoff=0.01, timeout=2.0)),
+                   stop_on_refused_key=True)
+    with pytest.raises(ApiKeyRefused):
+        ing.process(ctx.store("ingestion"), key, delete_source=True)
+    assert world.keys("ingestion") == [key] and world.keys("dead-letter") == []
+
+
+def test_an_api_failure_dead_letters_as_before_even_when_the_thumbnail_thread_failed_first(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Lambda dead-letters an image the API fails on (under the API's error, UNKNOWN_ID); a
+    decode that was only made ahead of need and failed with a bug does not change that."""
+    (key,) = seed(world, 1)
+    broken_thumbnails(monkeypatch, RuntimeError("a bug in the decoder"))
+    world.api_fault("fail", 500, times=3, mutation="createImage")
+    ctx = world.ctx()
+    (out,) = Ingestor(ctx, ApiAfterThumbnails(world.api(max_attempts=3))).process(
+        ctx.store("ingestion"), key, delete_source=True)
+    assert out.outcome == DEAD_LETTERED and out.reason == "Internal server error", out
+    assert "/UNKNOWN_ID/" in out.destinations[0]
+    world.check({key: out})
+
+
+def test_a_decode_over_its_cpu_budget_in_the_thumbnail_thread_is_a_corrupt_image(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """DecodeTooCostly is measured on the decoding thread's own CPU clock (time.thread_time): in the
+    thumbnail thread it must still stop the decode and dead-letter the image after createImage."""
+    (key,) = seed(world, 1)
+    monkeypatch.setattr(images, "DECODE_CPU_SECONDS", -1.0)  # over budget at the first read
+    ctx = world.ctx()
+    (out,) = Ingestor(ctx, world.api()).process(ctx.store("ingestion"), key, delete_source=True)
+    assert out.outcome == DEAD_LETTERED and out.reason == "CORRUPTED_IMAGE_FILE", out
+    assert "of CPU" in (out.error or "") and out.image_id
+    assert world.stub.calls("createImageError")
+    assert world.keys("serving") == [] and world.keys("ingestion") == []
+    world.check({key: out})
