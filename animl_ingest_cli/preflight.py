@@ -9,11 +9,11 @@ and also ask animl-api whether it accepts the key (a request that creates nothin
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from animl_ingest_cli.context import StageContext
 from animl_ingest_cli.errors import AnimlError, ApiError, ApiKeyRefused, InfraError, NotFound
@@ -21,6 +21,8 @@ from animl_ingest_cli.errors import AnimlError, ApiError, ApiKeyRefused, InfraEr
 # the buckets an ingest writes to (the ingestion bucket is checked too: zips are unpacked into it,
 # unpark and the dead letters' origin point at it)
 INGEST_BUCKETS = ("ingestion", "serving", "dead-letter", "parkinglot")
+
+R = TypeVar("R")
 
 
 @dataclass
@@ -69,11 +71,36 @@ def _bucket(ctx: StageContext, kind: str) -> str:
     return f"{store.uri()} exists"
 
 
+def _side_by_side(calls: Sequence[Callable[[], R]]) -> list[R]:
+    """The calls at the same time, each in a daemon thread; their results in order (the first
+    exception, in order, raised). The checks only read, so a Ctrl-C while this waits ends the wait
+    at once and leaves them to die with the process: joined there (a pool's threads are, at the
+    interpreter's exit), a hung request would hold the command for its whole timeout, minutes for
+    botocore's retries of a read."""
+    results: list[Any] = [None] * len(calls)
+    failures: list[BaseException | None] = [None] * len(calls)
+
+    def run(i: int) -> None:
+        try:
+            results[i] = calls[i]()
+        except BaseException as exc:  # noqa: BLE001 - raised in the waiting thread
+            failures[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i,), daemon=True, name="preflight")
+               for i in range(len(calls))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()  # a Ctrl-C interrupts it (KeyboardInterrupt in the main thread)
+    first = next((f for f in failures if f is not None), None)
+    if first is not None:
+        raise first
+    return results
+
+
 def _parameters(ctx: StageContext) -> str:
-    with ThreadPoolExecutor(1, thread_name_prefix="preflight") as pool:  # two requests side by side
-        flag = pool.submit(ctx.maintenance_on)
-        ctx.buckets()
-        on = flag.result()
+    calls: list[Callable[[], object]] = [ctx.buckets, ctx.maintenance_on]  # two requests side by side
+    on = _side_by_side(calls)[1]
     return f"parameters readable; maintenance {'on' if on else 'off'}"
 
 
@@ -114,8 +141,7 @@ def run_checks(ctx: StageContext, *, probe: bool = False,
     rest: list[tuple[str, Callable[[], str]]] = [
         (f"{kind}-bucket", lambda kind=kind: _bucket(ctx, kind)) for kind in buckets]  # type: ignore[misc]
     rest.append(("api", lambda: _api(ctx, probe)))
-    with ThreadPoolExecutor(len(rest), thread_name_prefix="preflight") as pool:
-        checks.extend(pool.map(lambda check: _run(*check), rest))
+    checks.extend(_side_by_side([lambda check=check: _run(*check) for check in rest]))  # type: ignore[misc]
     return checks
 
 
