@@ -167,9 +167,16 @@ class Claims:
 
     def release(self, claim: Claim, done: dict[str, Any] | None = None) -> None:
         """Free the claim, recording `done` (source, outcome, ...) in its receipts. Never raises: a
-        claim that cannot be released expires."""
-        with _live_lock:
-            _live.discard(claim.token)
+        claim that cannot be released expires. The claim stays live (`_live`) until its release is
+        written: a taker in this same process meanwhile (a redelivered record of this image, a twin)
+        would otherwise find its holder's work ended, take it over, and the receipt be lost."""
+        try:
+            self._release(claim, done)
+        finally:
+            with _live_lock:
+                _live.discard(claim.token)
+
+    def _release(self, claim: Claim, done: dict[str, Any] | None) -> None:
         receipts = list(claim.record.get("done") or [])
         if done is not None:
             done = {**done, "source": _digest(str(done.get("source"))), "at": round(self.clock(), 3)}
