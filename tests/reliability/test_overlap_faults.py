@@ -16,7 +16,7 @@ from animl_ingest_cli import images
 from animl_ingest_cli.api import GraphQLApi
 from animl_ingest_cli.errors import ApiKeyRefused
 from animl_ingest_cli.ingest import DEAD_LETTERED, FAILED, SERVED, Ingestor
-from tests.reliability.conftest import BUCKETS, World, jpeg
+from tests.reliability.conftest import BUCKETS, World, jpeg, md5
 
 SERVING = BUCKETS["serving"]
 
@@ -195,3 +195,109 @@ def test_a_decode_over_its_cpu_budget_in_the_thumbnail_thread_is_a_corrupt_image
     assert world.stub.calls("createImageError")
     assert world.keys("serving") == [] and world.keys("ingestion") == []
     world.check({key: out})
+
+
+# --- the Lambda: several records of the same bytes, redelivered ------------------------------------------
+
+def test_lambda_records_of_the_same_bytes_and_redeliveries_end_in_one_place_each(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One invocation holds the same image under two keys, one of them twice (a redelivery inside the
+    batch), and another image; createImage is slow, so the thumbnails and serving writes of all of
+    them overlap. Then the whole event again (Lambda's retry). Every object is accounted for, each
+    in one place: one of the twins served, the other dead-lettered as DUPLICATE_IMAGE."""
+    from animl_ingest_cli import lambda_handler
+
+    monkeypatch.setenv("STAGE", "dev")
+    lambda_handler.reset()
+    twin, other = jpeg(1), jpeg(2)
+    world.put("cam/a.jpg", twin)
+    world.put("cam/b.jpg", twin)
+    world.put("cam/c.jpg", other)
+    world.stub.delays["createImage"] = 0.2
+
+    def record(key: str, data: bytes) -> dict[str, Any]:
+        return {"eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
+                "s3": {"bucket": {"name": BUCKETS["ingestion"]},
+                       "object": {"key": key, "size": len(data), "eTag": md5(data)}}}
+
+    event = {"Records": [record("cam/a.jpg", twin), record("cam/b.jpg", twin), record("cam/a.jpg", twin),
+                         record("cam/c.jpg", other)]}
+    for _ in range(2):  # the invocation, then its redelivery
+        summary = lambda_handler.handler(event)
+        results = summary["results"]
+        assert len(results) == 4 and all(r["complete"] for r in results), results
+        world.check()
+        assert world.keys("ingestion") == []
+    places = world.check().places
+    assert sorted(places[k][0] for k in ("cam/a.jpg", "cam/b.jpg")) == ["dead-letter", "served"]
+    assert places["cam/c.jpg"] == ["served"]
+    assert [k.split("/")[0] for k in world.keys("dead-letter")] == ["DUPLICATE_IMAGE"]
+
+
+# --- the local stage: its folders written side by side, by two actors at once -------------------------------
+
+def local_run(root: Any, n: int, actors: int = 2, images_in_flight: int = 8,
+              on_sample: Any = None) -> list[Any]:
+    """`actors` threads, each its own context and ingestor, ingesting the local stage's ingestion
+    bucket at the same moment; every outcome."""
+    from animl_ingest_cli.context import open_stage
+    from animl_ingest_cli.pool import Limits, process_all
+    from animl_ingest_cli.sources import iter_work, parse_sources
+
+    outcomes: list[Any] = []
+    lock = threading.Lock()
+    start = threading.Barrier(actors)
+
+    def actor() -> None:
+        ctx = open_stage("local", local_root=root)
+        work = iter_work(ctx, parse_sources([f"s3://{ctx.bucket('ingestion')}/"]))
+        start.wait()
+        run = process_all(Ingestor(ctx), work, Limits.default(images=images_in_flight, cpu=2))
+        got = list(run) + run.close()
+        with lock:
+            outcomes.extend(got)
+
+    threads = [threading.Thread(target=actor, name=f"actor-{i}") for i in range(actors)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    return outcomes
+
+
+def seed_local(root: Any, n: int) -> dict[str, str]:
+    from animl_ingest_cli.context import open_stage
+
+    ingestion = open_stage("local", local_root=root).store("ingestion")
+    originals = {}
+    for i in range(n):
+        data = jpeg(i // 2 * 2 if i % 10 == 9 else i)  # every tenth image a twin of the one before
+        key = f"cam {i % 3}/IMG_{i:04d}.JPG"
+        ingestion.put(key, data, "image/jpeg")
+        originals[key] = md5(data)
+    return originals
+
+
+def check_local(root: Any, originals: dict[str, str], outcomes: list[Any]) -> Any:
+    from animl_ingest_cli.api_local import LocalApi
+    from tests.reliability.invariants import LocalView, check
+
+    views = {k: LocalView(root, f"animl-images-{k}-local")
+             for k in ("ingestion", "serving", "dead-letter", "parkinglot")}
+    catalog = LocalApi(root / "catalog.sqlite")
+    try:
+        return check(views, originals, catalog, unfinished={o.key for o in outcomes if not o.complete},
+                     reported={o.key: o.outcome for o in outcomes if o.complete}).assert_ok()
+    finally:
+        catalog.close()
+
+
+def test_two_actors_on_the_local_stage_write_its_folders_side_by_side(tmp_path: Any) -> None:
+    root = tmp_path / "animl-local"
+    originals = seed_local(root, 30)
+    outcomes = local_run(root, 30)
+    assert {o.key for o in outcomes} == set(originals)
+    assert all(o.complete for o in outcomes), [o for o in outcomes if not o.complete]
+    report = check_local(root, originals, outcomes)
+    assert sorted({p for places in report.places.values() for p in places}) == ["dead-letter", "served"]
+    assert len(report.where("dead-letter")) == 3  # the twins: DUPLICATE_IMAGE
