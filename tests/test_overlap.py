@@ -162,3 +162,18 @@ def test_side_by_side_checks_keep_their_order_and_the_first_failure_wins(
         ("dead-letter-bucket", False), ("parkinglot-bucket", False), ("api", True)]
     with pytest.raises(Exception, match="the dead-letter bucket"):
         preflight.require(stage)
+
+
+def test_a_dry_run_decodes_nothing_though_its_images_would_be_served(stage, s3, api_stub,  # noqa: ANN001
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """The thumbnails made during createImage are for a real run only: a dry run plans (it would be
+    served) without a decode, a createImage or a write, and starts no thread beside its worker."""
+    _, calls = watch_thumbnails(monkeypatch)
+    put(s3, "cam/IMG_0004.JPG", camera_jpeg(serial="CAM-5"))
+    before = {t.ident for t in threading.enumerate()}
+    (out,) = ingestor(stage, dry_run=True).process(stage.store("ingestion"), "cam/IMG_0004.JPG",
+                                                   delete_source=True)
+    assert out.outcome == SERVED and out.planned, out
+    assert calls == [] and api_stub.requests == []
+    assert keys_in(s3, "serving") == [] and keys_in(s3, "ingestion") == ["cam/IMG_0004.JPG"]
+    assert {t.ident for t in threading.enumerate()} <= before

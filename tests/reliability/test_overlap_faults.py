@@ -301,3 +301,50 @@ def test_two_actors_on_the_local_stage_write_its_folders_side_by_side(tmp_path: 
     report = check_local(root, originals, outcomes)
     assert sorted({p for places in report.places.values() for p in places}) == ["dead-letter", "served"]
     assert len(report.where("dead-letter")) == 3  # the twins: DUPLICATE_IMAGE
+    left = [t.name for t in threading.enumerate()
+            if t.name in ("serve", "preflight") or t.name.startswith("ingest")]
+    assert left == []  # every thread of the runs joined
+
+
+# --- threads: bounded while a run goes, none left behind ---------------------------------------------------
+
+def cli_threads_during(args: list[str], env: dict[str, str], tmp: Any) -> tuple[int, list[int], str]:
+    """The installed CLI run with `args`; its exit code, its thread count (/proc/<pid>/task)
+    sampled every few milliseconds, and its stderr."""
+    import os
+    import subprocess
+    import time
+
+    from tests.conftest import subprocess_env
+    from tests.ops.helpers import installed_cli
+
+    err = tmp / "threads.err"
+    proc = subprocess.Popen([*installed_cli(), *args], stdout=subprocess.DEVNULL, stderr=err.open("wb"),
+                            env=subprocess_env(env), stdin=subprocess.DEVNULL)
+    samples: list[int] = []
+    while proc.poll() is None:
+        try:
+            samples.append(len(os.listdir(f"/proc/{proc.pid}/task")))
+        except FileNotFoundError:
+            break
+        time.sleep(0.005)
+    return proc.wait(), samples, err.read_text()
+
+
+def test_a_300_image_run_keeps_its_threads_bounded(tmp_path: Any) -> None:
+    """Each image in flight has at most two threads beside its worker (createImage's thumbnails;
+    two of the three serving writes), all joined: over 300 images at --concurrency 32 the count
+    never passes 3 a worker plus the process's own few, and it does not grow along the run (the
+    last third of the run peaks no higher than the bound either)."""
+    folder = tmp_path / "card"
+    folder.mkdir()
+    for i in range(300):
+        (folder / f"IMG_{i:04d}.JPG").write_bytes(jpeg(i))
+    env = {"ANIML_LOCAL_DIR": str(tmp_path / "animl-local")}
+    code, samples, err = cli_threads_during(["ingest", str(folder), "--json", "--concurrency", "32"],
+                                            env, tmp_path)
+    assert code == 0, err
+    bound = 3 * 32 + 8
+    assert samples and max(samples) <= bound, (max(samples), bound)
+    assert max(samples[len(samples) * 2 // 3:]) <= bound
+    print(f"threads: peak {max(samples)} (bound {bound}), {len(samples)} samples")
