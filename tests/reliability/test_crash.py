@@ -178,3 +178,29 @@ def test_redrive_then_ingest_killed_again_and_again(proxied) -> None:  # noqa: A
     ingest = cli("ingest", f"s3://{BUCKETS['ingestion']}/", "--json", "--concurrency", "2")
     kill_chain(world, switch, ingest, env, rng, kills=2, source="ingestion", per_object=7)
     assert all(p == ["served"] for p in world.check().places.values())
+
+
+@pytest.mark.parametrize("when", [BEFORE, pytest.param(AFTER, marks=pytest.mark.stress)])
+def test_ingest_killed_between_its_serving_writes_then_rerun(proxied, when: str) -> None:  # noqa: ANN001
+    """kill -9 while the three serving writes are under way together (at the second of them: one
+    may have landed, one is cut, one may not have started): the rerun finds the record
+    (DUPLICATE_IMAGE), completes the set and deletes the source; each image in one place."""
+    world, switch, env, _ = proxied
+    args = cli("ingest", f"s3://{BUCKETS['ingestion']}/", "--json", "--concurrency", "1")
+    world.put("cam/IMG_0000.JPG", jpeg(0))
+    learn = run_killed(world, switch, args, None, BEFORE, env)  # the run's requests, in order
+    assert learn.returncode == 0, learn.stderr
+    second_write = switch.ops.index("api:createImage") + 3  # 1-based: createImage, then two writes
+    assert sorted(switch.ops[second_write - 2:second_write + 1]) == ["CopyObject", "PutObject", "PutObject"]
+    world.reset()
+    key = world.put("cam/IMG_0001.JPG", jpeg(1))  # other bytes: the first run's claim is no concern
+    killed = run_killed(world, switch, args, second_write, when, env)
+    assert killed.returncode == -9 and switch.ops[-1] in ("CopyObject", "PutObject"), switch.ops
+    world.check(final=False)
+    assert world.keys("ingestion") == [key]
+    if when == BEFORE:  # the second write never got through: a partial set at most
+        assert len(world.keys("serving")) < 3
+    final = run_killed(world, switch, args, None, BEFORE, env)
+    assert final.returncode == 0, final.stderr
+    assert world.check().places == {key: ["served"]}
+    assert reported(final)[key]["outcome"] == SERVED
