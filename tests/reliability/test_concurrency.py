@@ -453,11 +453,14 @@ def test_signals_at_random_moments_then_reruns(proxied: Any, how: str, seed: int
     signals = 0
     for args in steps:
         for attempt in range(3):
+            if attempt and "redrive" in args and not world.keys("dead-letter"):
+                break  # an interrupted redrive had moved everything: nothing left (a rerun exits 2)
             code = signalled(args, env, sigs if attempt < 2 else (), switch, rng.randint(1, 40))
             signals += code in (130, -signal.SIGTERM, -signal.SIGINT)
             world.check(final=False)
-            if attempt == 2:
-                assert code in (0, 1), code
+            if code in (0, 1):  # ended before its signal (a short step): done, nothing to rerun
+                break
+            assert attempt < 2, code  # the last run, never signalled, ends as a run does
     count_run(len(steps) * 3)
     places = world.check().places
     assert sorted({p[0] for p in places.values()}) == ["dead-letter", "served"], places
