@@ -55,9 +55,13 @@ def install() -> Any:
 
 
 def restore(previous: Any) -> None:
-    """Put back what `install` replaced (the command's threads have all been joined by then)."""
-    if previous is not None and threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGINT, previous)
+    """Put back what `install` replaced (the command's threads have all been joined by then). After
+    a Ctrl-C the command is on its way out with its exit code: further ones are ignored instead.
+    Python's finalisation gives a signal with a Python handler its default action back, so a Ctrl-C
+    still coming (a burst of them) would end the process by SIGINT after its state was saved."""
+    if previous is None or threading.current_thread() is not threading.main_thread():
+        return
+    signal.signal(signal.SIGINT, signal.SIG_IGN if seen() else previous)
 
 
 def stop_on_next() -> None:
