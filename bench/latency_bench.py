@@ -40,7 +40,7 @@ sys.path.insert(1, str(REPO))
 
 import gen_images  # noqa: E402
 import unpark_bench  # noqa: E402
-from measure import Measured, fake_aws_env, parse_jsonl, run_measured  # noqa: E402
+from measure import Measured, exit_status, fake_aws_env, parse_jsonl, run_measured  # noqa: E402
 from s3proxy import CountingProxy  # noqa: E402
 
 CLI = [sys.executable, "-m", "animl_ingest_cli"]
@@ -279,13 +279,7 @@ def main() -> int:
     (out / "latency.json").write_text(json.dumps(res, indent=2, default=str))
     print(report(res))
     up = res.get("unpark", {})
-    bad = [t for t in ("unpark", "aws s3 mv") if t in up and (up[t]["exit"] or up[t]["problems"])]
-    if bad and not failed:
-        failed = f"{', '.join(bad)} did not move every object intact"
-    if failed:
-        print(f"\nBENCH FAILED: {failed}", file=sys.stderr)
-        return 1
-    return 0
+    return exit_status(failed, {t: [up[t]] for t in ("unpark", "aws s3 mv") if t in up})
 
 
 if __name__ == "__main__":
