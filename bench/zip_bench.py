@@ -24,7 +24,6 @@ Results go to bench/out/zip.json and a table on stdout. Exit 1 when a run failed
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import random
@@ -216,6 +215,7 @@ def main() -> int:
     import boto3
 
     from tests.apistub import ApiStub
+    from tests.batchjob.batchstacks import inference_function
 
     port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
@@ -240,12 +240,7 @@ def main() -> int:
             c["s3"].create_bucket(Bucket=bucket,
                                   CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
         c["ssm"].put_parameter(Name=f"/api/url-{STAGE}", Value=stub.url, Type="String")
-        role = c["iam"].create_role(RoleName="bi", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
-        code = io.BytesIO()
-        with zipfile.ZipFile(code, "w") as z:
-            z.writestr("index.py", "def handler(e, c):\n    return {}\n")
-        c["lambda"].create_function(FunctionName=f"animl-api-{STAGE}-batchinference", Runtime="python3.12",
-                                    Role=role, Handler="index.handler", Code={"ZipFile": code.getvalue()})
+        inference_function(STAGE, c["iam"], c["lambda"])
         size, gen_s = generate(c["s3"], args.entries, args.entry_kb)
         results.update(zip_bytes=size, zip_gb=round(size / 1e9, 2), generate_seconds=round(gen_s, 1))
         print(f"zip: {size / 1e9:.2f} GB, {args.entries} entries, generated in {gen_s:.0f} s", flush=True)
