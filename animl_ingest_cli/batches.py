@@ -23,7 +23,7 @@ from animl_ingest_cli.aws import AWS_ERRORS, translate
 from animl_ingest_cli.batchjob.entries import DIRECTORY, MAX_ENTRIES, MAX_ENTRY_BYTES, plan
 from animl_ingest_cli.context import StageContext
 from animl_ingest_cli.errors import ConfigError, InputError, NotFound, StoreError
-from animl_ingest_cli.stores import Blob, ObjectInfo, Store, guess_type
+from animl_ingest_cli.stores import Blob, ObjectInfo, Store
 
 
 @dataclass
@@ -68,7 +68,7 @@ class ZipSource:
 
     def read(self, key: str, limit: int | None = None) -> Blob:
         """An entry's bytes, never more than MAX_ENTRY_BYTES whatever `limit` (larger entries are not
-        safe ones), with their md5 for an ETag (a zip has none) and the type its name suggests."""
+        safe ones), with their md5 for an ETag (a zip has none) and their image type (as `head`)."""
         info = self._safe.get(key)
         if info is None:
             raise NotFound(f"no such entry: {self.uri(key)}", code="NoSuchKey")
@@ -77,7 +77,7 @@ class ZipSource:
                 data = fh.read(MAX_ENTRY_BYTES + 1)[:MAX_ENTRY_BYTES]
         except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError) as exc:
             raise StoreError(f"corrupt zip entry {self.uri(key)}: {exc}") from None
-        return Blob(data, hashlib.md5(data).hexdigest(), guess_type(key))
+        return Blob(data, hashlib.md5(data).hexdigest(), keys.content_type_for(key))
 
     def head(self, key: str) -> ObjectInfo | None:
         info = self._safe.get(key)
