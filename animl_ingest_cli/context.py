@@ -59,6 +59,7 @@ class StageContext:
     _clients: dict[str, Any] = field(default_factory=dict, repr=False)
     _buckets: dict[str, Resolved] | None = field(default=None, repr=False)
     _maintenance: tuple[float, bool] | None = field(default=None, repr=False)
+    _api_url: Resolved | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -134,17 +135,41 @@ class StageContext:
         assert self.local_root is not None
         return self.local_root / CATALOG_FILE
 
+    def read_ahead(self, api: bool = True, also: tuple[Callable[[], object], ...] = ()) -> None:
+        """Read what a run needs first side by side, each cached: the bucket names, the maintenance
+        flag, (with `api`) the API URL, and the calls in `also`. At a distance from the region each
+        is a round trip; one after the other they were three before the first image. A failure is
+        left to the call that needs the value, which meets and reports it again; an interruption
+        (KeyboardInterrupt and the like) is raised."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        calls: list[Callable[[], object]] = [self.buckets, self.maintenance_on, *also]
+        if api and not self.is_local:
+            calls.append(self.api_url)
+        with ThreadPoolExecutor(len(calls), thread_name_prefix="read-ahead") as pool:
+            for f in [pool.submit(c) for c in calls]:
+                exc = f.exception()
+                if exc is not None and not isinstance(exc, Exception):
+                    raise exc  # an interruption, not an error of the value
+
     # --- the API --------------------------------------------------------------------------------
     def api_url(self) -> Resolved:
         """animl-api's URL, from the SSM parameter `/api/url-<stage>`; ConfigError when it is missing.
-        The local stage's API is its embedded catalog."""
+        The local stage's API is its embedded catalog. Read once, then cached (as the bucket names)."""
         if self.is_local:
             return Resolved(str(self.catalog_path), "default")
+        with self._lock:
+            cached = self._api_url
+        if cached is not None:
+            return cached
         param = self.names.api_url_param
         found = self.params.get(param)
         if found is None or not found.value.strip():
             raise ConfigError(f"no API URL: SSM parameter {param} is missing")
-        return Resolved(found.value.strip(), "ssm", param)
+        resolved = Resolved(found.value.strip(), "ssm", param)
+        with self._lock:
+            self._api_url = resolved
+        return resolved
 
     def api_key_source(self) -> Resolved:
         """Where the API key comes from, without reading it (its value is never in a Resolved):

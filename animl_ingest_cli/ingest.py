@@ -38,7 +38,7 @@ from animl_ingest_cli.errors import (
     NotFound,
     StoreError,
 )
-from animl_ingest_cli.images import decode_cost_error, make_thumbnails
+from animl_ingest_cli.images import Thumbnail, decode_cost_error, make_thumbnails
 from animl_ingest_cli.limits import fit_metadata
 from animl_ingest_cli.limits import quote_meta as quote_meta
 from animl_ingest_cli.metadata import read_metadata
@@ -108,6 +108,44 @@ def copy_object(dst: Store, src: Store, key: str, target: str, data: bytes, cont
                       if_none_match=if_none_match, source_etag=source_etag)
     else:
         dst.put(target, data, content_type, metadata, md5=md5, if_none_match=if_none_match)
+
+
+class _Thumbnails:
+    """An image's two thumbnails, made once. For an image the API's rules will most likely accept
+    (`early`) they are made while createImage is asked (`_create_image`): at a distance it takes
+    hundreds of milliseconds, and the decode no longer waits behind it. Otherwise at the first
+    `get()` (such an image is most often dead-lettered: decoding it would be wasted). A decode
+    failure is kept and raised by `get()`, so that it is met, reported and dead-lettered after
+    createImage exactly as when the thumbnails were made there."""
+
+    def __init__(self, data: bytes, cpu: threading.BoundedSemaphore, early: bool) -> None:
+        self._data, self._cpu, self.early = data, cpu, early
+        self._made: tuple[Thumbnail, Thumbnail] | ImageError | None = None
+
+    def make_in_slot(self) -> None:
+        with self._cpu:
+            if self._made is None:
+                try:
+                    self._made = make_thumbnails(self._data)
+                except ImageError as exc:
+                    self._made = exc
+
+    def get(self) -> tuple[Thumbnail, Thumbnail]:
+        if self._made is None:
+            self.make_in_slot()
+        made = self._made
+        if isinstance(made, ImageError):
+            raise made
+        assert made is not None
+        return made
+
+
+def _looks_valid(md: dict[str, Any]) -> bool:
+    """animl-api's own checks find nothing wrong (a batch's overrideSerial may still rescue one)."""
+    try:
+        return not check_md(md).errors
+    except ApiError:
+        return False
 
 
 class Ingestor:
@@ -434,6 +472,7 @@ class Ingestor:
         if too_costly:
             return self._dead_letter(src, key, md, blob.data, [too_costly], None, out, delete_source,
                                      blob.etag)
+        thumbs = _Thumbnails(blob.data, self._cpu, early=_looks_valid(md))
         digest = str(md.get("Hash"))
         with self._one_at_a_time(digest):
             try:
@@ -445,9 +484,9 @@ class Ingestor:
                 # the serving bucket cannot hold a claim (missing, refused): its copies will fail
                 # the same way, and the image is dead-lettered as without claims
                 log.warning("no claim for image %s (%s): going on without", digest, exc.message)
-                return self._record_and_serve(src, key, blob.data, blob.etag, md, out, delete_source)
+                return self._record_and_serve(src, key, blob.data, blob.etag, md, out, delete_source, thumbs)
             try:
-                out = self._claimed(src, key, blob.data, blob.etag, md, out, delete_source, claim)
+                out = self._claimed(src, key, blob.data, blob.etag, md, out, delete_source, claim, thumbs)
             except BaseException:
                 self.claims.forget(claim)  # a crash: the claim is free for a rerun in this process
                 raise
@@ -465,7 +504,7 @@ class Ingestor:
         return {"source": f"{src.bucket}/{key}", "outcome": out.outcome, "image_id": out.image_id}
 
     def _claimed(self, src: Store, key: str, data: bytes, etag: str, md: dict[str, Any], out: Outcome,
-                 delete_source: bool, claim: Claim) -> Outcome:
+                 delete_source: bool, claim: Claim, thumbs: _Thumbnails) -> Outcome:
         """With the image's claim: if another actor finished this very object between our read and
         our claim (it is gone now), that is its outcome; otherwise record and serve it."""
         done = claim.done_for(f"{src.bucket}/{key}")
@@ -478,12 +517,12 @@ class Ingestor:
                 out.outcome, out.image_id = done.get("outcome") or SERVED, done.get("image_id")
                 out.reason = f"already {out.outcome} by another run"
                 return out
-        return self._record_and_serve(src, key, data, etag, md, out, delete_source)
+        return self._record_and_serve(src, key, data, etag, md, out, delete_source, thumbs)
 
     def _record_and_serve(self, src: Store, key: str, data: bytes, etag: str, md: dict[str, Any],
-                          out: Outcome, delete_source: bool) -> Outcome:
+                          out: Outcome, delete_source: bool, thumbs: _Thumbnails) -> Outcome:
         try:
-            attempt = self.api.create_image(md)
+            attempt = self._create_image(md, thumbs)
         except ApiError as exc:
             if self.stop_on_refused_key and exc.status in (401, 403):
                 raise ApiKeyRefused(f"animl-api refused the API key (HTTP {exc.status}: {exc.message}); "
@@ -499,7 +538,7 @@ class Ingestor:
         out.image_id = attempt.image_id
         if attempt.errors:
             if attempt.image_id and is_duplicate(attempt.errors):
-                healed = self._heal_duplicate(src, key, data, etag, md, attempt.image_id, out)
+                healed = self._heal_duplicate(src, key, data, etag, md, attempt.image_id, out, thumbs)
                 if healed:
                     self._delete_source(src, key, out, delete_source, etag)
                     return out
@@ -507,7 +546,7 @@ class Ingestor:
                                      delete_source, etag)
         assert attempt.image_id  # invalid_answer refuses a success without an id
         try:
-            self._serve(src, key, data, etag, md, attempt.image_id, out)
+            self._serve(src, key, data, etag, md, attempt.image_id, out, thumbs)
         except StoreError as exc:
             if exc.code == NO_SPACE:  # the disk, not the image: a rerun serves it (nothing dead-lettered)
                 out.outcome, out.error, out.complete = FAILED, f"{exc.message}; left where it is", False
@@ -522,6 +561,18 @@ class Ingestor:
                                      etag, folder=folder)
         self._delete_source(src, key, out, delete_source, etag)
         return out
+
+    def _create_image(self, md: dict[str, Any], thumbs: _Thumbnails) -> ImageAttempt:
+        """createImage; for an image it will most likely accept, the thumbnails are made meanwhile
+        (in a CPU slot, in a thread of their own), so that an image's decode and its wait on the API
+        overlap instead of adding up."""
+        if not thumbs.early:
+            return self.api.create_image(md)
+        answer: list[ImageAttempt] = []
+        failures = side_by_side(lambda: answer.append(self.api.create_image(md)), thumbs.make_in_slot)
+        if failures:
+            raise failures[0]
+        return answer[0]
 
     def _too_large(self, src: Store, key: str, batch: str | None, exc: TooLarge, out: Outcome,
                    delete_source: bool) -> Outcome:
@@ -561,27 +612,26 @@ class Ingestor:
         return out
 
     def _serve(self, src: Store, key: str, data: bytes, etag: str, md: dict[str, Any], image_id: str,
-               out: Outcome) -> None:
-        """The three serving copies: thumbnails first (a decode failure writes nothing), then the
-        original (server-side copy, only while the source is the object read), medium and small.
+               out: Outcome, thumbs: _Thumbnails) -> None:
+        """The three serving copies: the thumbnails first (a decode failure writes nothing), then
+        the original (a server-side copy, only while the source is the object read), medium and
+        small, the three side by side (at a distance each is a round trip to the region).
 
         Each goes only to a free key (If-None-Match): a key already holding a copy of this image
-        (an earlier run of it that stopped half-way, or our own write retried) is kept as it is. On
-        failure the partial set is removed, every key tried (a write that failed may have landed):
-        the image's claim makes this the only actor writing this image's keys, so what it removes is
-        never another actor's copy of an image it is serving."""
+        (an earlier run of it that stopped half-way, or our own write retried) is kept as it is.
+        When any write fails, the others are waited for and the partial set is removed, every key
+        tried (a write that failed may have landed): the image's claim makes this the only actor
+        writing this image's keys, so what it removes is never another actor's copy of an image it
+        is serving."""
         serving = self.ctx.store("serving")
         ext = md.get("FileTypeExtension") or keys.file_name(key).rsplit(".", 1)[-1]
         ctype = md.get("MIMEType") or keys.content_type_for(key)
         targets = keys.serving_keys(image_id, ext)
-        with self._cpu:
-            medium, small = make_thumbnails(data)
+        medium, small = thumbs.get()
         origin = fit_metadata({keys.SOURCE_BUCKET: src.bucket, keys.SOURCE_KEY: key})
-        tried: list[str] = []  # each key before its write: a write that failed may have landed
 
         def write(size: str, do: Callable[[], object]) -> None:
             k = targets[size]
-            tried.append(k)
             try:
                 do()
             except Conflict:
@@ -597,20 +647,21 @@ class Ingestor:
             copy_object(serving, src, key, targets["original"], data, ctype, origin, md.get("Hash"),
                         source_etag=etag)
 
-        try:
-            write("original", original)
-            write("medium", lambda: serving.put(targets["medium"], medium.data, medium.content_type,
-                                                if_none_match=True))
-            write("small", lambda: serving.put(targets["small"], small.data, small.content_type,
-                                               if_none_match=True))
-        except StoreError:
-            for k in tried:
-                _remove_partial(serving, k)
-            raise
+        def thumbnail(size: str, thumb: Thumbnail) -> Callable[[], None]:
+            return lambda: write(size, lambda: serving.put(targets[size], thumb.data, thumb.content_type,
+                                                           if_none_match=True))
+
+        failures = side_by_side(lambda: write("original", original), thumbnail("medium", medium),
+                                thumbnail("small", small))
+        if failures:
+            if any(isinstance(e, StoreError) for e in failures):
+                for k in targets.values():  # every key was tried: each write may have landed
+                    _remove_partial(serving, k)
+            raise next((e for e in failures if not isinstance(e, StoreError)), failures[0])
         out.destinations.extend(serving.uri(k) for k in targets.values())
 
     def _heal_duplicate(self, src: Store, key: str, data: bytes, etag: str, md: dict[str, Any],
-                        image_id: str, out: Outcome) -> bool:
+                        image_id: str, out: Outcome, thumbs: _Thumbnails) -> bool:
         """DUPLICATE_IMAGE for an image whose serving copies are missing means "make them" (a crash or
         a timeout after the record was created). The same object coming back after its copies were
         made (its source could not be deleted) also counts as served. An original made from another
@@ -631,7 +682,7 @@ class Ingestor:
                 out.destinations.extend(serving.uri(k) for k in targets.values())
                 return True
         try:
-            self._serve(src, key, data, etag, md, image_id, out)
+            self._serve(src, key, data, etag, md, image_id, out, thumbs)
         except (StoreError, ImageError) as exc:
             log.warning("healing %s failed: %s", image_id, exc.message)
             return False
@@ -730,6 +781,30 @@ class Ingestor:
 
 
 CLEANUP_ATTEMPTS = 4  # a partial serving set is public (CloudFront): more than one request's retries
+
+
+def side_by_side(*calls: Callable[[], object]) -> list[BaseException]:
+    """Run the calls at the same time (the first in this thread) and wait for every one; return what
+    they raised. None is left running when this returns, so a clean-up after a failure never races
+    a write still under way. The threads are daemons: they are joined here, never at the
+    interpreter's exit (where a Ctrl-C would interrupt the join: cli/interrupt.py)."""
+    failures: list[BaseException] = []
+
+    def run(call: Callable[[], object]) -> None:
+        try:
+            call()
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller
+            failures.append(exc)
+
+    threads = [threading.Thread(target=run, args=(c,), daemon=True, name="serve") for c in calls[1:]]
+    for t in threads:
+        t.start()
+    try:
+        run(calls[0])
+    finally:
+        for t in threads:
+            t.join()
+    return failures
 
 
 def _remove_partial(serving: Store, key: str) -> None:

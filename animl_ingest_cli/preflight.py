@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -69,8 +70,10 @@ def _bucket(ctx: StageContext, kind: str) -> str:
 
 
 def _parameters(ctx: StageContext) -> str:
-    ctx.buckets()
-    on = ctx.maintenance_on()
+    with ThreadPoolExecutor(1, thread_name_prefix="preflight") as pool:  # two requests side by side
+        flag = pool.submit(ctx.maintenance_on)
+        ctx.buckets()
+        on = flag.result()
     return f"parameters readable; maintenance {'on' if on else 'off'}"
 
 
@@ -94,27 +97,40 @@ def _api(ctx: StageContext, probe: bool) -> str:
     return f"{api.url} answers and accepts the key"
 
 
-def run_checks(ctx: StageContext, *, probe: bool = False,
-               buckets: tuple[str, ...] = INGEST_BUCKETS) -> list[Check]:
-    """Every check, in order; a check after a failed one that depends on it is not run."""
+def run_checks(ctx: StageContext, *, probe: bool = False, buckets: tuple[str, ...] = INGEST_BUCKETS,
+               sources: Callable[[], object] | None = None) -> list[Check]:
+    """Every check, in order; a check after a failed one that depends on it is not run. The checks
+    that do not depend on each other run side by side: at a distance from the region each is a
+    round trip, and one after the other they were most of the time before the first image.
+    `sources`: the command's own check that its sources exist (it raises), asked with the others."""
+    first: list[tuple[str, Callable[[], str]]] = []
+    if sources is not None:
+        def sources_exist() -> str:
+            sources()
+            return "the sources exist"
+        first.append(("sources", sources_exist))
     if ctx.is_local:
         assert ctx.local_root is not None
-        checks = [_run("local-folder", lambda: _writable(ctx.local_root))]  # type: ignore[arg-type]
+        checks = [_run(*c) for c in first]
+        checks.append(_run("local-folder", lambda: _writable(ctx.local_root)))  # type: ignore[arg-type]
         checks.append(_run("parameters", lambda: _parameters(ctx)))
         return checks
     checks = [_run("parameters", lambda: _parameters(ctx))]
     if not checks[0].ok:
         return checks
-    for kind in buckets:
-        checks.append(_run(f"{kind}-bucket", lambda kind=kind: _bucket(ctx, kind)))  # type: ignore[misc]
-    checks.append(_run("api", lambda: _api(ctx, probe)))
+    # independent of each other: asked side by side (each is a round trip to the region), kept in order
+    rest = first + [
+        (f"{kind}-bucket", lambda kind=kind: _bucket(ctx, kind)) for kind in buckets]
+    rest.append(("api", lambda: _api(ctx, probe)))
+    with ThreadPoolExecutor(len(rest), thread_name_prefix="preflight") as pool:
+        checks.extend(pool.map(lambda check: _run(*check), rest))
     return checks
 
 
-def require(ctx: StageContext, *, probe: bool = False,
-            buckets: tuple[str, ...] = INGEST_BUCKETS) -> list[Check]:
+def require(ctx: StageContext, *, probe: bool = False, buckets: tuple[str, ...] = INGEST_BUCKETS,
+            sources: Callable[[], object] | None = None) -> list[Check]:
     """`run_checks`, raising the first failure (one line, its own exit code)."""
-    checks = run_checks(ctx, probe=probe, buckets=buckets)
+    checks = run_checks(ctx, probe=probe, buckets=buckets, sources=sources)
     for c in checks:
         if c.error is not None:
             raise c.error

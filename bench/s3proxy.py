@@ -85,6 +85,7 @@ class CountingProxy:
         self.upstream_host, self.upstream_port = up.hostname or "127.0.0.1", up.port or 80
         self.counts: Counter[str] = Counter()
         self.errors: Counter[str] = Counter()
+        self.trace: list[tuple[float, float, str, str]] = []  # (start, end, operation, path): monotonic
         self._lock = threading.Lock()
         self._local = threading.local()
         proxy = self
@@ -97,6 +98,7 @@ class CountingProxy:
 
             def _forward(self) -> None:
                 body = read_body(self)
+                started = time.monotonic()
                 if proxy.delay > 0:
                     time.sleep(proxy.delay)
                 op = operation(self.command, self.path, self.headers)
@@ -118,6 +120,7 @@ class CountingProxy:
                     resp = conn.getresponse()
                     data = resp.read()
                 with proxy._lock:
+                    proxy.trace.append((started, time.monotonic(), op, self.path))
                     proxy.counts[op] += 1
                     if resp.status >= 300:
                         proxy.errors[f"{op}:{resp.status}"] += 1
@@ -154,6 +157,7 @@ class CountingProxy:
         with self._lock:
             self.counts.clear()
             self.errors.clear()
+            self.trace.clear()
 
     def snapshot(self) -> dict[str, int]:
         with self._lock:

@@ -55,13 +55,17 @@ def install() -> Any:
 
 
 def restore(previous: Any) -> None:
-    """Put back what `install` replaced (the command's threads have all been joined by then). After
-    a Ctrl-C the command is on its way out with its exit code: further ones are ignored instead.
-    Python's finalisation gives a signal with a Python handler its default action back, so a Ctrl-C
-    still coming (a burst of them) would end the process by SIGINT after its state was saved."""
-    if previous is None or threading.current_thread() is not threading.main_thread():
+    """Put back what `install` replaced (the command's threads have all been joined by then).
+    After a Ctrl-C the process is ending, and SIGINT is ignored from here on: a Ctrl-C still arriving
+    (a key held down) would otherwise meet Python's own handler, which the interpreter puts back
+    while it exits, and end the process by SIGINT (-2, not 130) after all was saved. (An ignored
+    signal is the one disposition the interpreter leaves alone at exit; kill -9 still stops it.)"""
+    if _seen.is_set():
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
         return
-    signal.signal(signal.SIGINT, signal.SIG_IGN if seen() else previous)
+    if previous is not None and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, previous)
 
 
 def stop_on_next() -> None:
