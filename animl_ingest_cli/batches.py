@@ -9,6 +9,7 @@ MAX_ENTRY_BYTES of memory. The local stage unpacks a bulk-upload zip with the jo
 
 from __future__ import annotations
 
+import hashlib
 import json
 import posixpath
 import zipfile
@@ -22,7 +23,7 @@ from animl_ingest_cli.aws import AWS_ERRORS, translate
 from animl_ingest_cli.batchjob.entries import DIRECTORY, MAX_ENTRIES, MAX_ENTRY_BYTES, plan
 from animl_ingest_cli.context import StageContext
 from animl_ingest_cli.errors import ConfigError, InputError, NotFound, StoreError
-from animl_ingest_cli.stores import ObjectInfo, Store
+from animl_ingest_cli.stores import Blob, ObjectInfo, Store
 
 
 @dataclass
@@ -65,16 +66,18 @@ class ZipSource:
     def uri(self, key: str = "") -> str:
         return f"{self.label}!{key}" if key else self.label
 
-    def get(self, key: str, limit: int | None = None) -> bytes:
-        """An entry's bytes; never more than MAX_ENTRY_BYTES (larger entries are not safe ones)."""
+    def read(self, key: str, limit: int | None = None) -> Blob:
+        """An entry's bytes, never more than MAX_ENTRY_BYTES whatever `limit` (larger entries are not
+        safe ones), with their md5 for an ETag (a zip has none) and their image type (as `head`)."""
         info = self._safe.get(key)
         if info is None:
             raise NotFound(f"no such entry: {self.uri(key)}", code="NoSuchKey")
         try:
             with self.zip.open(info) as fh:  # zipfile stops at the declared size, then checks the CRC
-                return fh.read(MAX_ENTRY_BYTES + 1)[:MAX_ENTRY_BYTES]
+                data = fh.read(MAX_ENTRY_BYTES + 1)[:MAX_ENTRY_BYTES]
         except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError) as exc:
             raise StoreError(f"corrupt zip entry {self.uri(key)}: {exc}") from None
+        return Blob(data, hashlib.md5(data).hexdigest(), keys.content_type_for(key))
 
     def head(self, key: str) -> ObjectInfo | None:
         info = self._safe.get(key)
@@ -104,7 +107,7 @@ class ZipSource:
         return [(k, "ReadOnly") for k in keys]
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
-        """The safe image entries under `prefix` (what `get` gives)."""
+        """The safe image entries under `prefix` (what `read` gives)."""
         for entry in self.entries():
             if entry.problem is None and entry.name.startswith(prefix):
                 yield ObjectInfo(entry.name, entry.size, "", None, keys.content_type_for(entry.name), {})

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from animl_ingest_cli.errors import Conflict, NotFound, StoreError
-from animl_ingest_cli.stores import Store, read
+from animl_ingest_cli.stores import Store
 
 log = logging.getLogger("animl_ingest")
 
@@ -118,7 +118,7 @@ class Claims:
     def receipt(self, md5: str, source: str) -> dict[str, Any] | None:
         """What was done with `source` (bucket/key) when it was the image `md5`, if it is recorded."""
         try:
-            record = json.loads(read(self.store, self.key(md5)).data)
+            record = json.loads(self.store.read(self.key(md5)).data)
         except NotFound:
             return None
         except ValueError:
@@ -139,12 +139,12 @@ class Claims:
             except Conflict:
                 pass
             try:
-                blob = read(self.store, key)
+                blob = self.store.read(key)
                 record = json.loads(blob.data)
             except NotFound:
                 continue  # released and gone meanwhile: try to create it again
             except ValueError:
-                record, blob = {}, read(self.store, key)
+                record, blob = {}, self.store.read(key)
             if record.get("holder") == token:  # our own write, whose answer was lost and retried
                 return self._held(Claim(md5, token, blob.etag, record))
             if _is_free(record, self.clock()):
@@ -187,7 +187,7 @@ class Claims:
             self.store.put(self.key(claim.md5), body, "application/json", if_match=claim.etag)
         except Conflict:
             try:  # our own release retried after its answer was lost, or a takeover after expiry
-                record = json.loads(read(self.store, self.key(claim.md5)).data)
+                record = json.loads(self.store.read(self.key(claim.md5)).data)
             except (StoreError, ValueError):
                 return
             if record.get("holder") not in (None, claim.token):

@@ -196,5 +196,8 @@ def cpu_count() -> int:
 def default_images(cpus: int | None = None) -> int:
     """Objects in flight by default: enough that a laptop far from the region (S3 at ~50-100 ms a
     request, createImage at ~250-500 ms) keeps every core busy with pixel work: eight an idle core,
-    at least 32, at most 128."""
-    return min(128, max(32, 8 * (cpus or cpu_count())))
+    at least 64, at most 128. The floor is for short runs on small machines: an image waits about
+    seven round trips and a createImage, so with 32 in flight on 2 cores the last of 60 images
+    started half a second late (bench/latency_bench.py: 1.15x the loopback time, 1.12x with 64;
+    docs/performance.md). Memory stays bounded by the byte cap, not by this number."""
+    return min(128, max(64, 8 * (cpus or cpu_count())))

@@ -135,6 +135,23 @@ class StageContext:
         assert self.local_root is not None
         return self.local_root / CATALOG_FILE
 
+    def read_ahead(self, api: bool = True, also: tuple[Callable[[], object], ...] = ()) -> None:
+        """Read what a run needs first side by side, each cached: the bucket names, the maintenance
+        flag, (with `api`) the API URL, and the calls in `also`. At a distance from the region each
+        is a round trip; one after the other they were three before the first image. A failure is
+        left to the call that needs the value, which meets and reports it again; an interruption
+        (KeyboardInterrupt and the like) is raised."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        calls: list[Callable[[], object]] = [self.buckets, self.maintenance_on, *also]
+        if api and not self.is_local:
+            calls.append(self.api_url)
+        with ThreadPoolExecutor(len(calls), thread_name_prefix="read-ahead") as pool:
+            for f in [pool.submit(c) for c in calls]:
+                exc = f.exception()
+                if exc is not None and not isinstance(exc, Exception):
+                    raise exc  # an interruption, not an error of the value
+
     # --- the API --------------------------------------------------------------------------------
     def api_url(self) -> Resolved:
         """animl-api's URL, from the SSM parameter `/api/url-<stage>`; ConfigError when it is missing.

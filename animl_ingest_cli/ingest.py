@@ -51,7 +51,6 @@ from animl_ingest_cli.stores import (
     S3Store,
     Store,
     TooLarge,
-    read,
 )
 
 log = logging.getLogger("animl_ingest")
@@ -461,7 +460,7 @@ class Ingestor:
                etag: str | None = None) -> Outcome:
         out = Outcome(src.uri(key), key, SERVED)
         try:
-            blob = read(src, key, limit=MAX_OBJECT_BYTES)
+            blob = src.read(key, limit=MAX_OBJECT_BYTES)
         except TooLarge as exc:
             return self._too_large(src, key, batch, exc, out, delete_source)
         except NotFound as exc:

@@ -139,7 +139,7 @@ class IngestRun:
         exhausted = False
         n = 0
         try:
-            self._warm_up(pool)
+            self._warm_up()
             it = iter(self._work)
             while True:
                 while not exhausted and len(self._sizes) < self.limits.images:
@@ -180,19 +180,14 @@ class IngestRun:
         finally:
             self._stop()
 
-    def _warm_up(self, pool: ThreadPoolExecutor) -> None:
+    def _warm_up(self) -> None:
         """What every object needs first, fetched side by side (each is a request at a distance)
         instead of one after the other by the first object: bucket names, the maintenance flag, the
-        API client (its URL parameter). Errors are left to the objects, which meet and report them
-        again; an interruption (KeyboardInterrupt and the like) is raised."""
+        API client (its URL parameter, read by making it). Errors are left to the objects
+        (StageContext.read_ahead). Cached already when the CLI's pre-flight ran; the Lambda's first
+        invocation has no pre-flight."""
         ing = self.ingestor
-        calls: list[Callable[[], object]] = [ing.ctx.buckets]
-        if not ing.dry_run:
-            calls += [ing.ctx.maintenance_on, lambda: ing.api]
-        for f in [pool.submit(c) for c in calls]:
-            exc = f.exception()
-            if exc is not None and not isinstance(exc, Exception):
-                raise exc
+        ing.ctx.read_ahead(api=False, also=() if ing.dry_run else (lambda: ing.api,))
 
     def _one(self, idx: int, item: WorkItem) -> None:
         try:

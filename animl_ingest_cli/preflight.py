@@ -124,31 +124,39 @@ def _api(ctx: StageContext, probe: bool) -> str:
     return f"{api.url} answers and accepts the key"
 
 
-def run_checks(ctx: StageContext, *, probe: bool = False,
-               buckets: tuple[str, ...] = INGEST_BUCKETS) -> list[Check]:
+def run_checks(ctx: StageContext, *, probe: bool = False, buckets: tuple[str, ...] = INGEST_BUCKETS,
+               sources: Callable[[], object] | None = None) -> list[Check]:
     """Every check, in order; a check after a failed one that depends on it is not run. The checks
     that do not depend on each other run side by side: at a distance from the region each is a
-    round trip, and one after the other they were most of the time before the first image."""
+    round trip, and one after the other they were most of the time before the first image.
+    `sources`: the command's own check that its sources exist (it raises), asked with the others."""
+    first: list[tuple[str, Callable[[], str]]] = []
+    if sources is not None:
+        def sources_exist() -> str:
+            sources()
+            return "the sources exist"
+        first.append(("sources", sources_exist))
     if ctx.is_local:
         assert ctx.local_root is not None
-        checks = [_run("local-folder", lambda: _writable(ctx.local_root))]  # type: ignore[arg-type]
+        checks = [_run(*c) for c in first]
+        checks.append(_run("local-folder", lambda: _writable(ctx.local_root)))  # type: ignore[arg-type]
         checks.append(_run("parameters", lambda: _parameters(ctx)))
         return checks
     checks = [_run("parameters", lambda: _parameters(ctx))]
     if not checks[0].ok:
         return checks
     # independent of each other: asked side by side (each is a round trip to the region), kept in order
-    rest: list[tuple[str, Callable[[], str]]] = [
-        (f"{kind}-bucket", lambda kind=kind: _bucket(ctx, kind)) for kind in buckets]  # type: ignore[misc]
+    rest = first + [
+        (f"{kind}-bucket", lambda kind=kind: _bucket(ctx, kind)) for kind in buckets]
     rest.append(("api", lambda: _api(ctx, probe)))
     checks.extend(_side_by_side([lambda check=check: _run(*check) for check in rest]))  # type: ignore[misc]
     return checks
 
 
-def require(ctx: StageContext, *, probe: bool = False,
-            buckets: tuple[str, ...] = INGEST_BUCKETS) -> list[Check]:
+def require(ctx: StageContext, *, probe: bool = False, buckets: tuple[str, ...] = INGEST_BUCKETS,
+            sources: Callable[[], object] | None = None) -> list[Check]:
     """`run_checks`, raising the first failure (one line, its own exit code)."""
-    checks = run_checks(ctx, probe=probe, buckets=buckets)
+    checks = run_checks(ctx, probe=probe, buckets=buckets, sources=sources)
     for c in checks:
         if c.error is not None:
             raise c.error

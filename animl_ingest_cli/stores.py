@@ -35,7 +35,7 @@ from animl_ingest_cli.aws import AWS_ERRORS, pages, translate, translated
 from animl_ingest_cli.errors import Conflict, CredentialsError, NotFound, StoreError
 from animl_ingest_cli.files import LockFile, atomic_write
 
-__all__ = ["Blob", "Conflict", "LocalStore", "ObjectInfo", "S3Store", "Store", "TooLarge", "read"]
+__all__ = ["Blob", "Conflict", "LocalStore", "ObjectInfo", "S3Store", "Store", "TooLarge"]
 
 DELETE_BATCH = 1000  # DeleteObjects takes at most 1000 keys
 MAX_OBJECT_BYTES = 64 * 1024 * 1024  # the most the ingest reads into memory for one object
@@ -53,13 +53,27 @@ class ObjectInfo:
     metadata: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass
+class Blob:
+    """An object's bytes with what the read saw of it (its ETag: the condition for acting on it)."""
+
+    data: bytes
+    etag: str
+    content_type: str | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
 class Store(Protocol):
     bucket: str
     is_bucket: bool  # False for a plain folder or a zip: objects there have no bucket to return to
 
     def uri(self, key: str = "") -> str: ...
 
-    def get(self, key: str, limit: int | None = None) -> bytes: ...
+    def read(self, key: str, limit: int | None = None) -> Blob:
+        """The object's bytes with the ETag, content type and metadata of the very object read (a
+        store without ETags gives the md5 of the bytes); TooLarge, before any byte is read, when it
+        has more than `limit`."""
+        ...
 
     def head(self, key: str) -> ObjectInfo | None: ...
 
@@ -78,18 +92,8 @@ class Store(Protocol):
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]: ...
 
 
-@dataclass
-class Blob:
-    """An object's bytes with what the read saw of it (its ETag: the condition for acting on it)."""
-
-    data: bytes
-    etag: str
-    content_type: str | None = None
-    metadata: dict[str, str] = field(default_factory=dict)
-
-
 class TooLarge(StoreError):
-    """The object is larger than the caller reads into memory (`get`'s limit); nothing was read."""
+    """The object is larger than the caller reads into memory (`read`'s limit); nothing was read."""
 
     def __init__(self, uri: str, size: int, limit: int) -> None:
         super().__init__(f"{uri}: too large to read ({size} bytes, limit {limit})", code="TooLarge")
@@ -113,16 +117,6 @@ def _conditions(if_none_match: bool, if_match: str | None) -> dict[str, str]:
     return args
 
 
-def read(store: Store, key: str, limit: int | None = None) -> Blob:
-    """The object's bytes and ETag from any store (the md5 of the bytes where the store has no ETag)."""
-    reader = getattr(store, "read", None)
-    if reader is not None:
-        blob: Blob = reader(key, limit)
-        return blob
-    data = store.get(key, limit)
-    return Blob(data, hashlib.md5(data).hexdigest(), guess_type(key))
-
-
 class S3Store:
     """One S3 bucket."""
 
@@ -138,17 +132,8 @@ class S3Store:
     def _op(self, op: str, key: str = "") -> str:
         return f"{op} {self.uri(key)}"
 
-    def get(self, key: str, limit: int | None = None) -> bytes:
-        """The object's bytes; TooLarge, before reading any, when it has more than `limit`."""
-        with translated(self._op("GetObject", key)):
-            r = self.s3.get_object(Bucket=self.bucket, Key=key)
-            if limit is not None and r["ContentLength"] > limit:
-                r["Body"].close()
-                raise TooLarge(self.uri(key), r["ContentLength"], limit)
-            return r["Body"].read()
-
     def read(self, key: str, limit: int | None = None) -> Blob:
-        """`get` with the ETag, content type and metadata of the very object read."""
+        """One GetObject: the bytes with the ETag, content type and metadata it answered with."""
         with translated(self._op("GetObject", key)):
             r = self.s3.get_object(Bucket=self.bucket, Key=key)
             if limit is not None and r["ContentLength"] > limit:
@@ -178,7 +163,7 @@ class S3Store:
                   metadata: dict[str, str] | None = None, *, if_none_match: bool = False,
                   source_etag: str | None = None) -> str:
         if not isinstance(src, S3Store):
-            blob = read(src, src_key)
+            blob = src.read(src_key)
             if source_etag is not None and blob.etag != source_etag:
                 raise Conflict(f"{src.uri(src_key)} is no longer the object read", code="PreconditionFailed")
             return self.put(key, blob.data, content_type or blob.content_type or guess_type(key),
@@ -315,21 +300,20 @@ class LocalStore:
     def _atomic_write(self, path: Path, data: bytes) -> None:
         atomic_write(path, data, prefix=".tmp-", tmp_dir=self._tmp_dir)
 
-    def get(self, key: str, limit: int | None = None) -> bytes:
+    def read(self, key: str, limit: int | None = None) -> Blob:
+        """The file's bytes; its content type, metadata and ETag from the sidecar (the ETag while the
+        sidecar's size is the file's, else the md5 of the bytes; the type guessed from the name)."""
         try:
             path = self._path(key)
             if limit is not None and (size := path.stat().st_size) > limit:
                 raise TooLarge(self.uri(key), size, limit)
-            return path.read_bytes()
+            data = path.read_bytes()
         except FileNotFoundError:
             raise NotFound(f"no such object: {self.uri(key)}", code="NoSuchKey") from None
         except (IsADirectoryError, NotADirectoryError):
             raise NotFound(f"no such object: {self.uri(key)}", code="NoSuchKey") from None
         except OSError as exc:
             raise StoreError(f"read {self.uri(key)}: {exc.strerror}") from None
-
-    def read(self, key: str, limit: int | None = None) -> Blob:
-        data = self.get(key, limit)
         meta = self._read_meta(key) or {}
         etag = meta.get("etag") if meta.get("size") == len(data) else None
         return Blob(data, etag or hashlib.md5(data).hexdigest(),
@@ -379,7 +363,7 @@ class LocalStore:
     def copy_from(self, src: Store, src_key: str, key: str, content_type: str | None = None,
                   metadata: dict[str, str] | None = None, *, if_none_match: bool = False,
                   source_etag: str | None = None) -> str:
-        blob = read(src, src_key)
+        blob = src.read(src_key)
         if source_etag is not None and blob.etag != source_etag:
             raise Conflict(f"{src.uri(src_key)} is no longer the object read", code="PreconditionFailed")
         if content_type is None:

@@ -4,7 +4,10 @@ CPU and the single-process peak come from the kernel (`os.wait4`): the rusage of
 includes every descendant it reaped in turn, so worker processes are counted in the CPU seconds.
 `ru_maxrss` is the peak of the largest single process of the tree, not a sum, so a sampler thread
 also reads /proc every 20 ms and records the peak of the tree's summed PSS (proportional set size:
-pages shared between a parent and its forked workers are split between them, not counted twice).
+pages shared between a parent and its forked workers are split between them, not counted twice),
+the command's own peak RSS (its VmHWM: `ru_maxrss` also counts the memory of the process that
+started it, which the child shares between its fork and its exec) and the bytes the tree has
+written to disk (`write_bytes` of /proc/<pid>/io: a reaped child's are added to its parent's).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -34,6 +38,8 @@ class Measured:
     maxrss_mb: float
     tree_peak_mb: float
     max_processes: int
+    hwm_mb: float = 0.0  # the command's own peak RSS (VmHWM), sampled
+    disk_written_mb: float = 0.0  # written to disk by the whole tree, sampled
     stdout: str = field(repr=False, default="")
     stderr: str = field(repr=False, default="")
 
@@ -59,7 +65,8 @@ def _children(pid: int) -> list[int]:
     return out
 
 
-def _proc_kb(path: str, field_name: str) -> int | None:
+def _proc_field(path: str, field_name: str) -> int | None:
+    """The number after `field_name` in a /proc file (kB in status and smaps_rollup, bytes in io)."""
     try:
         for line in Path(path).read_text().splitlines():
             if line.startswith(field_name):
@@ -71,9 +78,9 @@ def _proc_kb(path: str, field_name: str) -> int | None:
 
 def _pss_kb(pid: int) -> int:
     """PSS of one process from smaps_rollup; RSS from status when smaps_rollup is unreadable."""
-    pss = _proc_kb(f"/proc/{pid}/smaps_rollup", "Pss:")
+    pss = _proc_field(f"/proc/{pid}/smaps_rollup", "Pss:")
     if pss is None:
-        pss = _proc_kb(f"/proc/{pid}/status", "VmRSS:")
+        pss = _proc_field(f"/proc/{pid}/status", "VmRSS:")
     return pss or 0
 
 
@@ -93,6 +100,8 @@ class _Sampler(threading.Thread):
         super().__init__(daemon=True)
         self.pid = pid
         self.peak_kb = 0
+        self.hwm_kb = 0
+        self.written = 0
         self.max_procs = 0
         self.stop = threading.Event()
 
@@ -101,6 +110,9 @@ class _Sampler(threading.Thread):
             pids = tree_pids(self.pid)
             total = sum(_pss_kb(p) for p in pids)
             self.peak_kb = max(self.peak_kb, total)
+            self.hwm_kb = max(self.hwm_kb, _proc_field(f"/proc/{self.pid}/status", "VmHWM:") or 0)
+            written = sum(_proc_field(f"/proc/{p}/io", "write_bytes:") or 0 for p in pids)
+            self.written = max(self.written, written)
             self.max_procs = max(self.max_procs, len(pids))
             self.stop.wait(SAMPLE_SECONDS)
 
@@ -132,7 +144,8 @@ def run_measured(argv: list[str], *, env: dict[str, str] | None = None, cwd: str
     return Measured(argv=[str(a) for a in argv], returncode=proc.returncode, wall_s=wall,
                     cpu_s=usage.ru_utime + usage.ru_stime, user_s=usage.ru_utime, sys_s=usage.ru_stime,
                     maxrss_mb=usage.ru_maxrss / 1024, tree_peak_mb=sampler.peak_kb / 1024,
-                    max_processes=sampler.max_procs, stdout=stdout, stderr=stderr)
+                    max_processes=sampler.max_procs, hwm_mb=sampler.hwm_kb / 1024,
+                    disk_written_mb=sampler.written / 2**20, stdout=stdout, stderr=stderr)
 
 
 def _tmpfile():  # noqa: ANN202
@@ -172,3 +185,16 @@ def fake_aws_env(scratch: Path, **extra: str) -> dict[str, str]:
                ANIML_STATE_DIR=str(scratch / "state"))
     env.update(extra)
     return env
+
+
+def exit_status(failed: str | None, moves: dict[str, list[dict]]) -> int:
+    """A bench's exit status, after its report: 1, with `BENCH FAILED: why` on stderr, when a part
+    failed (`failed`) or a move run did not move every object intact (`moves`: tool -> its runs,
+    each with `exit` and `problems`: `unpark` and `aws s3 mv`); 0 otherwise."""
+    bad = sorted({tool for tool, runs in moves.items() for r in runs if r.get("exit") or r["problems"]})
+    if bad and not failed:
+        failed = f"{', '.join(bad)} did not move every object intact (see above)"
+    if failed:
+        print(f"\nBENCH FAILED: {failed}", file=sys.stderr)
+        return 1
+    return 0

@@ -25,7 +25,7 @@ REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 
 import gen_images  # noqa: E402
-from measure import Measured, fake_aws_env, parse_jsonl, run_measured  # noqa: E402
+from measure import Measured, exit_status, fake_aws_env, parse_jsonl, run_measured  # noqa: E402
 
 CLI = [sys.executable, "-m", "animl_ingest_cli"]
 NODE_DIR = HERE / "node"
@@ -400,14 +400,7 @@ def main() -> int:
         print("\n" + Path(res["profile"]["text"]).read_text())
     print(f"\nresults: {out / 'results.json'}")
     up = res.get("unpark", {})
-    bad = [t for t in ("unpark", "aws s3 mv") for r in up.get(t, {}).values()
-           if r["exit"] != 0 or r["problems"]]
-    if bad and not failed:
-        failed = f"{', '.join(sorted(set(bad)))} did not move every object intact (see above)"
-    if failed:
-        print(f"\nBENCH FAILED: {failed}", file=sys.stderr)
-        return 1
-    return 0
+    return exit_status(failed, {t: list(up.get(t, {}).values()) for t in ("unpark", "aws s3 mv")})
 
 
 if __name__ == "__main__":

@@ -16,15 +16,14 @@
 4. **The job**: `animl-ingest batch run` (STAGE=dev, TASK as the ingest function submits it) against
    the same server, with the animl-api stand-in, a per-batch stack, every entry written.
 
-Each run is a child process, measured from outside: wall time, bytes written to disk
-(`/proc/<pid>/io` write_bytes) and peak RSS (`/proc/<pid>/status` VmHWM), sampled every 0.1 s until
-exit. Results go to bench/out/zip.json and a table on stdout. Exit 1 when a run failed or an entry is missing.
+Each run is a child process, measured from outside by bench/measure.py: wall time, bytes written to
+disk (`/proc/<pid>/io` write_bytes) and peak RSS (`/proc/<pid>/status` VmHWM), sampled until exit.
+Results go to bench/out/zip.json and a table on stdout. Exit 1 when a run failed or an entry is missing.
 """
 
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import random
@@ -40,6 +39,9 @@ import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from measure import run_measured  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 STAGE = "dev"
@@ -176,45 +178,14 @@ def baseline(workers: int) -> None:
     print(json.dumps({"written": len(infos)}))
 
 
-# --- measuring a child -------------------------------------------------------------------------------
+# --- measuring a child (bench/measure.py) ------------------------------------------------------------
 def measure(cmd: list[str], env: dict[str, str]) -> dict[str, Any]:
-    t0 = time.monotonic()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO)
-    written, peak_kb = [0], [0]
-    done = threading.Event()
-
-    def sample() -> None:
-        """Disk writes and peak RSS (VmHWM: wait4's ru_maxrss would count the fork of this big
-        process before the child's exec)."""
-        while not done.is_set():
-            try:
-                for line in Path(f"/proc/{proc.pid}/io").read_text().splitlines():
-                    if line.startswith("write_bytes:"):
-                        written[0] = max(written[0], int(line.split()[1]))
-                for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines():
-                    if line.startswith("VmHWM:"):
-                        peak_kb[0] = max(peak_kb[0], int(line.split()[1]))
-            except OSError:
-                pass
-            done.wait(0.1)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    out_lines: list[bytes] = []
-    err_lines: list[bytes] = []
-    t_out = threading.Thread(target=lambda: out_lines.extend(proc.stdout or []), daemon=True)
-    t_err = threading.Thread(target=lambda: err_lines.extend(proc.stderr or []), daemon=True)
-    t_out.start()
-    t_err.start()
-    _, status, _usage = os.wait4(proc.pid, 0)
-    done.set()
-    t_out.join()
-    t_err.join()
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return {"exit": proc.returncode, "seconds": round(time.monotonic() - t0, 1),
-            "peak_rss_mb": round(peak_kb[0] / 1024, 1), "disk_written_mb": round(written[0] / 2**20, 1),
-            "stdout_tail": b"".join(out_lines).decode(errors="replace")[-2000:],
-            "stderr_tail": b"".join(err_lines).decode(errors="replace")[-1500:]}
+    """`run_measured`'s figures as zip.json keeps them: wall seconds, the child's own peak RSS
+    (VmHWM), bytes written to disk, and the tails of its output."""
+    m = run_measured(cmd, env=env, cwd=REPO, timeout=6 * 3600)
+    return {"exit": m.returncode, "seconds": round(m.wall_s, 1), "peak_rss_mb": round(m.hwm_mb, 1),
+            "disk_written_mb": round(m.disk_written_mb, 1), "stdout_tail": m.stdout[-2000:],
+            "stderr_tail": m.stderr[-1500:]}
 
 
 def count(s3: Any, bucket: str, prefix: str) -> int:
@@ -244,6 +215,7 @@ def main() -> int:
     import boto3
 
     from tests.apistub import ApiStub
+    from tests.batchjob.batchstacks import inference_function
 
     port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
@@ -268,12 +240,7 @@ def main() -> int:
             c["s3"].create_bucket(Bucket=bucket,
                                   CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
         c["ssm"].put_parameter(Name=f"/api/url-{STAGE}", Value=stub.url, Type="String")
-        role = c["iam"].create_role(RoleName="bi", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
-        code = io.BytesIO()
-        with zipfile.ZipFile(code, "w") as z:
-            z.writestr("index.py", "def handler(e, c):\n    return {}\n")
-        c["lambda"].create_function(FunctionName=f"animl-api-{STAGE}-batchinference", Runtime="python3.12",
-                                    Role=role, Handler="index.handler", Code={"ZipFile": code.getvalue()})
+        inference_function(STAGE, c["iam"], c["lambda"])
         size, gen_s = generate(c["s3"], args.entries, args.entry_kb)
         results.update(zip_bytes=size, zip_gb=round(size / 1e9, 2), generate_seconds=round(gen_s, 1))
         print(f"zip: {size / 1e9:.2f} GB, {args.entries} entries, generated in {gen_s:.0f} s", flush=True)

@@ -51,6 +51,9 @@ def shared_model_loader(monkeypatch: pytest.MonkeyPatch) -> None:
             self._loader = _LOADER
 
     monkeypatch.setattr(boto3.session, "Session", SharedLoaderSession)
+    # boto3.client() makes its default session with the name boto3 imported (moto's mock_aws drops
+    # that session on entry, so every mocked test made one with a loader of its own)
+    monkeypatch.setattr(boto3, "Session", SharedLoaderSession)
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import socket
 from collections.abc import Iterator
@@ -12,6 +13,18 @@ import pytest
 # Fixtures shared by the whole suite, registered once: the animl-api stand-in (`api_stub`) and the
 # AWS ones (one botocore model loader, the dev stage's buckets, `s3`, `s3_server`, `ssm`, `stage`).
 pytest_plugins = ["tests.apistub", "tests.awsfixtures"]
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """The collector's garbage out, what is left (modules, the collected tests) kept out of every
+    later collection, and the youngest generation collected every 20,000 allocations instead of
+    700: the suite builds botocore models, moto's state and thousands of requests, and Python's
+    full collections over that heap had taken about a tenth of the suite's CPU. Objects are freed
+    as before, only in larger batches."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 10, 10)
+
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"

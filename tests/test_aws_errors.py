@@ -68,7 +68,7 @@ def dev() -> StageContext:
 def _calls(ctx: StageContext) -> dict[str, Callable[[], object]]:
     """One call of each kind, through the code that makes it."""
     return {
-        "S3 GetObject": lambda: S3Store(ctx.client("s3"), "b").get("k.jpg"),
+        "S3 GetObject": lambda: S3Store(ctx.client("s3"), "b").read("k.jpg"),
         "S3 ListObjectsV2": lambda: list(S3Store(ctx.client("s3"), "b").list("p/")),
         "SSM GetParameters": lambda: SsmParams(ctx.client("ssm")).get("/x"),
         "Secrets Manager": lambda: ctx.api_key(),
@@ -122,9 +122,9 @@ def test_not_found_names_what_is_missing(aws_mock: None, dev: StageContext) -> N
     boto3.client("s3").create_bucket(Bucket="bkt", CreateBucketConfiguration={
         "LocationConstraint": "us-west-2"})
     with pytest.raises(NotFound, match=r"^GetObject s3://bkt/nope\.jpg: no such object$"):
-        S3Store(dev.client("s3"), "bkt").get("nope.jpg")
+        S3Store(dev.client("s3"), "bkt").read("nope.jpg")
     with pytest.raises(NotFound, match=r"^GetObject s3://no-bucket/k: no such bucket$"):
-        S3Store(dev.client("s3"), "no-bucket").get("k")
+        S3Store(dev.client("s3"), "no-bucket").read("k")
     # a missing secret is a missing setting, not a failed operation
     boto3.client("ssm").put_parameter(Name="/api/url-dev", Value="https://x", Type="String")
     with pytest.raises(ConfigError, match="^no API key: secret api-key-dev not found"):

@@ -245,7 +245,9 @@ def test_the_many_scan_file_is_a_real_image_whose_cost_grows_with_its_scans() ->
         img.load()
         assert img.size == (4000, 4000) and img.getextrema() == (128, 128)
         return time.thread_time() - start
-    one, many = decode_cpu(1), decode_cpu(200)
+    # the least of a few decodes of one scan: a first one can pay the page faults of a fresh 16 MB
+    # buffer (the whole suite's memory in use) and take three times its usual CPU
+    one, many = min(decode_cpu(1) for _ in range(3)), decode_cpu(200)
     assert many > 3 * one
     assert decode_cost_error(many_scan_jpeg(4000, 4000, 200)) is None, "within the work budget"
 

@@ -14,7 +14,7 @@ import pytest
 
 import animl_ingest_cli.ingest as ingest_module
 from animl_ingest_cli import preflight
-from animl_ingest_cli.errors import StoreError
+from animl_ingest_cli.errors import InputError, StoreError
 from animl_ingest_cli.ingest import DEAD_LETTERED, SERVED, Ingestor
 from animl_ingest_cli.stores import S3Store
 from tests.awsfixtures import BUCKETS
@@ -162,6 +162,49 @@ def test_side_by_side_checks_keep_their_order_and_the_first_failure_wins(
         ("dead-letter-bucket", False), ("parkinglot-bucket", False), ("api", True)]
     with pytest.raises(Exception, match="the dead-letter bucket"):
         preflight.require(stage)
+
+
+def test_the_source_check_is_asked_with_the_bucket_checks_and_named_first(
+        stage, s3, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+    together = threading.Barrier(len(preflight.INGEST_BUCKETS) + 1, timeout=WAIT)
+    real = preflight._bucket
+
+    def bucket(ctx: Any, kind: str) -> str:
+        together.wait()
+        return real(ctx, kind)
+
+    def sources() -> None:
+        together.wait()
+        raise InputError("no bucket nowhere-bucket on dev (NoSuchBucket)")
+
+    monkeypatch.setattr(preflight, "_bucket", bucket)
+    checks = preflight.run_checks(stage, sources=sources)
+    assert [c.name for c in checks][:2] == ["parameters", "sources"] and not together.broken
+    assert [c.ok for c in checks] == [True, False, True, True, True, True, True]
+    with pytest.raises(InputError, match="no bucket nowhere-bucket"):
+        preflight.require(stage, sources=sources)
+
+
+def test_read_ahead_asks_the_stage_parameters_side_by_side_and_keeps_them(
+        stage, ssm, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+    from animl_ingest_cli.context import StageContext
+
+    together = threading.Barrier(3, timeout=WAIT)
+    asked: list[str] = []
+    for name in ("buckets", "maintenance_on", "api_url"):
+        real = getattr(StageContext, name)
+
+        def waiting(self: StageContext, *a: Any, _real: Any = real, _name: str = name, **kw: Any) -> Any:
+            if _name not in asked:  # the first read waits for the other two
+                asked.append(_name)
+                together.wait()
+            return _real(self, *a, **kw)
+
+        monkeypatch.setattr(StageContext, name, waiting)
+    stage.read_ahead()
+    assert sorted(asked) == ["api_url", "buckets", "maintenance_on"] and not together.broken
+    ssm.delete_parameter(Name="/api/url-dev")  # kept: no second read
+    assert stage.api_url().value and stage.bucket("serving") == BUCKETS["serving"]
 
 
 def test_a_dry_run_decodes_nothing_though_its_images_would_be_served(stage, s3, api_stub,  # noqa: ANN001

@@ -173,7 +173,7 @@ def test_aws_clients_keep_a_connection_for_every_request_the_pool_has_under_way(
 
 def test_defaults_keep_many_images_in_flight_on_a_small_machine() -> None:
     two = Limits.default(cpu=2)
-    assert two.images >= 32 and two.cpu == 2 and two.bytes >= 128 << 20
+    assert two.images >= 64 and two.cpu == 2 and two.bytes >= 128 << 20
     assert Limits.default(images=1).cpu == 1  # --concurrency 1: one image, one slot
     assert held_bytes(WorkItem(None, "k", False, size=None)) > 0  # type: ignore[arg-type]
 

@@ -172,7 +172,7 @@ class Target:
 
     def get_json(self, key: str) -> dict[str, Any] | None:
         try:
-            doc = json.loads(self.store.get(key))
+            doc = json.loads(self.store.read(key).data)
         except NotFound:
             return None
         except ValueError:

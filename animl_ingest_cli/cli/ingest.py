@@ -58,7 +58,7 @@ def ingest(
     concurrency: Annotated[int | None, typer.Option(
         "--concurrency", "-c", min=1, max=MAX_IMAGES, show_default=False, metavar="N",
         help="Images in flight at once, most of them waiting on S3 or the API "
-             f"[default: {default_images()} here: 8 a CPU, 32 to 128].")] = None,
+             f"[default: {default_images()} here: 8 a CPU, 64 to 128].")] = None,
     cpus: Annotated[int | None, typer.Option(
         "--cpus", min=1, max=256, show_default=False, metavar="N",
         help=f"Images decoded or hashed at the same moment [default: the CPUs, {cpu_count()} here].")] = None,
@@ -82,11 +82,11 @@ def ingest(
     limits = Limits.default(images=concurrency, cpu=cpus, bytes_in_flight=buffer_mb * MB)
     ctx = open_stage(stage, connections=limits.connections)
     preflight.require_local_folder(ctx)
+    ctx.read_ahead()  # the parameters the checks below and the run need, side by side
     refuse_stage_outputs(ctx, specs)
     if not dry_run:
         confirm_stage(ctx.stage, f"Ingesting {', '.join(sources)}", yes)
-    check_sources_exist(ctx, specs)
-    preflight.require(ctx, probe=dry_run)
+    preflight.require(ctx, probe=dry_run, sources=lambda: check_sources_exist(ctx, specs))
     results: list[Outcome] = []
     bar = Bar("checking" if dry_run else "ingesting", "images", json_mode=json_out)
     counted: list[int] = []

@@ -45,7 +45,7 @@ def copy_exact(src: Store, src_key: str, dst: Store, key: str, etag: str, size: 
         return r["CopyObjectResult"]["ETag"].strip('"')
     if not overwrite and dst.head(key) is not None:
         raise StoreError(f"{dst.uri(key)} already exists", code="PreconditionFailed")
-    data = src.get(src_key)
+    data = src.read(src_key).data
     if hashlib.md5(data).hexdigest() != etag:
         raise StoreError(f"{src.uri(src_key)} changed since it was listed", code="PreconditionFailed")
     info = src.head(src_key)

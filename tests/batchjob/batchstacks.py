@@ -1,4 +1,5 @@
-"""Per-batch stacks in moto for the teardown and `batches` tests.
+"""Per-batch stacks in moto for the teardown and `batches` tests, and the stand-in of animl-api's
+batchinference function that the job's own stacks map their queue to.
 
 The stack has the queue and its DLQ (redrive after 5 receives) as docs/bulk-upload.md says. moto's
 CloudFormation skips `AWS::CloudWatch::Alarm`, so the alarm is made beside the stack with
@@ -8,16 +9,33 @@ PutMetricAlarm and put in the state a test wants with SetAlarmState (moto never 
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 import uuid
+import zipfile
 from typing import Any
 
 import boto3
 
+from animl_ingest_cli.batchjob.stack import inference_function_name
 from animl_ingest_cli.config import REGION, Names
 
 STAGE = "dev"
 NAMES = Names(STAGE)
+
+
+def inference_function(stage: str = STAGE, iam: Any = None, lambda_client: Any = None) -> None:
+    """animl-api's batchinference Lambda, as a stand-in: the event-source mapping of a per-batch
+    stack needs it to exist. With the clients given, else boto3's (moto in-process, or the endpoint
+    the environment names)."""
+    iam = iam or boto3.client("iam", region_name=REGION)
+    lambda_client = lambda_client or boto3.client("lambda", region_name=REGION)
+    role = iam.create_role(RoleName="batchinference", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("index.py", "def handler(event, context):\n    return {}\n")
+    lambda_client.create_function(FunctionName=inference_function_name(stage), Runtime="python3.12",
+                                  Role=role, Handler="index.handler", Code={"ZipFile": buf.getvalue()})
 
 
 def new_batch() -> str:

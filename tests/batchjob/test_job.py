@@ -15,7 +15,7 @@ from animl_ingest_cli.batchjob import job as jobmod
 from animl_ingest_cli.batchjob.job import BatchJob, JobFailed, JobInterrupted, Task
 from animl_ingest_cli.context import open_stage
 from animl_ingest_cli.errors import InputError
-from tests.batchjob.test_stack import inference_function
+from tests.batchjob.batchstacks import inference_function
 from tests.metadata.builders import camera_jpeg
 
 pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse AWS", "ignore:Duplicate name")

@@ -18,6 +18,7 @@ from typing import Any
 import boto3
 import pytest
 
+from tests.batchjob.batchstacks import inference_function
 from tests.conftest import subprocess_env
 from tests.metadata.builders import camera_jpeg
 
@@ -41,12 +42,7 @@ def setup_stage(c: dict[str, Any], api_url: str) -> bytes:
                               CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
     c["s3"].put_bucket_versioning(Bucket=ING, VersioningConfiguration={"Status": "Enabled"})
     c["ssm"].put_parameter(Name=f"/api/url-{STAGE}", Value=api_url, Type="String")
-    role = c["iam"].create_role(RoleName="bi", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
-    code = io.BytesIO()
-    with zipfile.ZipFile(code, "w") as z:
-        z.writestr("index.py", "def handler(e, c):\n    return {}\n")
-    c["lambda"].create_function(FunctionName=f"animl-api-{STAGE}-batchinference", Runtime="python3.12",
-                                Role=role, Handler="index.handler", Code={"ZipFile": code.getvalue()})
+    inference_function(STAGE, c["iam"], c["lambda"])
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as z:
         for i in range(N):

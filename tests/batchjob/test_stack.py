@@ -2,33 +2,20 @@
 
 from __future__ import annotations
 
-import io
 import json
-import zipfile
 from typing import Any
 
 import boto3
 import pytest
 
 from animl_ingest_cli.batchjob import stack as st
+from tests.batchjob.batchstacks import inference_function
 
 pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse AWS")
 
 STAGE = "dev"
 BATCH = "batch-0d6c4d5e-1b8a-4c4e-9f55-2a1b3c4d5e6f"
 NAME = f"animl-ingest-{STAGE}-{BATCH}"
-
-
-def inference_function(stage: str = STAGE) -> None:
-    """animl-api's batchinference Lambda, as a stand-in: the event-source mapping needs it to exist."""
-    iam = boto3.client("iam", region_name="us-west-2")
-    role = iam.create_role(RoleName="batchinference", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as z:
-        z.writestr("index.py", "def handler(event, context):\n    return {}\n")
-    boto3.client("lambda", region_name="us-west-2").create_function(
-        FunctionName=st.inference_function_name(stage), Runtime="python3.12", Role=role,
-        Handler="index.handler", Code={"ZipFile": buf.getvalue()})
 
 
 def test_stack_names_are_the_ones_animl_api_hard_codes(aws_mock: None) -> None:

@@ -21,6 +21,7 @@ The Lambda's modules are those reachable by imports from `animl_ingest_cli.lambd
 from __future__ import annotations
 
 import ast
+import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache, lru_cache
@@ -137,10 +138,22 @@ class Module:
         return self.path.name == "__init__.py"
 
 
+def _sources(root: Path, package: str) -> tuple[tuple[Path, str], ...]:
+    """The package's files as they are now (path, digest of the text): what the parses below are
+    cached on, so that a file changed since (the tests edit copies of the package) is read again."""
+    files = sorted((root / package).rglob("*.py"))
+    return tuple((p, hashlib.sha1(p.read_bytes()).hexdigest()) for p in files)
+
+
 def discover(root: Path, package: str = PACKAGE) -> dict[str, Module]:
-    """Every module of the package under `root`, parsed."""
+    """Every module of the package under `root`, parsed (once per state of its files)."""
+    return dict(_discover(root, package, _sources(root, package)))
+
+
+@lru_cache(maxsize=16)
+def _discover(root: Path, package: str, sources: tuple[tuple[Path, str], ...]) -> dict[str, Module]:
     out: dict[str, Module] = {}
-    for path in sorted((root / package).rglob("*.py")):
+    for path, _ in sources:
         parts = list(path.relative_to(root).with_suffix("").parts)
         if parts[-1] == "__init__":
             parts.pop()
@@ -353,7 +366,15 @@ def required_actions(calls: Iterable[Call]) -> dict[str, list[Call]]:
 
 
 def actions_for(root: Path, start: str | None = None, package: str = PACKAGE) -> dict[str, list[Call]]:
-    """The actions the package under `root` needs: all of it, or what module `start` reaches."""
-    modules = discover(root, package)
+    """The actions the package under `root` needs: all of it, or what module `start` reaches.
+    Scanned once per state of the package's files (every policy test asks for the same scopes)."""
+    found = _actions_for(root, start, package, _sources(root, package))
+    return {action: list(calls) for action, calls in found.items()}
+
+
+@lru_cache(maxsize=32)
+def _actions_for(root: Path, start: str | None, package: str,
+                 sources: tuple[tuple[Path, str], ...]) -> dict[str, list[Call]]:
+    modules = _discover(root, package, sources)
     names = reachable(start, modules) if start else set(modules)
     return required_actions(scan(modules[n] for n in sorted(names)))

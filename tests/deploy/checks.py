@@ -151,6 +151,13 @@ DELETE_STACK_NEEDS = {
     "lambda:DeleteEventSourceMapping": _BY_CLOUDFORMATION.format("event-source mapping"),
 }
 
+# What every Lambda's role is granted for the runtime, not for any call of the code.
+_LAMBDA_RUNTIME = dict.fromkeys(("logs:CreateLogStream", "logs:PutLogEvents"),
+                                "the Lambda runtime writes the function's logs with its role")
+_PARAMS_SSM_PUT = {("animl_ingest_cli.params", "SsmParams.put"):
+                   "imported with params, but only operators write parameters (maintenance on/off)"}
+_JOB_ELSEWHERE = "the bulk-upload job runs in AWS Batch with its job role (JOB scope); "
+
 FUNCTION = Scope(
     name="function role",
     policy=lambda stage: role_policy(load_template(), {"Stage": stage}),
@@ -167,17 +174,13 @@ FUNCTION = Scope(
     + [n.maintenance_param, n.batch_queue_param, n.batch_job_param, n.api_url_param],
     params_write=lambda n: [],
     granted_without_call={
-        "logs:CreateLogStream": "the Lambda runtime writes the function's logs with its role",
-        "logs:PutLogEvents": "the Lambda runtime writes the function's logs with its role",
+        **_LAMBDA_RUNTIME,
         "sqs:SendMessage": "Lambda sends failed asynchronous events to the on-failure destination "
                            "with the function's role",
     },
-    excluded_calls={
-        ("animl_ingest_cli.params", "SsmParams.put"):
-            "imported with params, but only operators write parameters (maintenance on/off)",
-    },
-    excluded_modules=(job_module, "the bulk-upload job runs in AWS Batch with its job role (JOB scope); "
-                                  "the function reaches it only on the local stage (Ingestor._local_batch)"),
+    excluded_calls=_PARAMS_SSM_PUT,
+    excluded_modules=(job_module, _JOB_ELSEWHERE + "the function reaches it only on the local stage "
+                                                   "(Ingestor._local_batch)"),
 )
 
 OPERATOR = Scope(
@@ -195,23 +198,16 @@ OPERATOR = Scope(
     params_read=lambda n: list(n.ssm_names().values()),
     params_write=lambda n: [n.maintenance_param],
     granted_without_call=DELETE_STACK_NEEDS,
-    excluded_modules=(job_module, "the bulk-upload job runs in AWS Batch with its job role (JOB scope); "
-                                  "operators run it on the local stage only"),
-    excluded_calls={
-        ("animl_ingest_cli.batchjob.teardown", "_already_reported"):
-            "only the teardown function's hourly sweep reports dead letters (with its own role)",
-        ("animl_ingest_cli.batchjob.teardown", "_mark_reported"):
-            "only the teardown function's hourly sweep reports dead letters (with its own role)",
-    },
+    excluded_modules=(job_module, _JOB_ELSEWHERE + "operators run it on the local stage only"),
+    excluded_calls=dict.fromkeys(
+        [("animl_ingest_cli.batchjob.teardown", f) for f in ("_already_reported", "_mark_reported")],
+        "only the teardown function's hourly sweep reports dead letters (with its own role)"),
 )
 
 def batch_queue_names(stage: str) -> list[str]:
     names = Names(stage)
     return [names.batch_queue(BATCH_UUID), names.batch_dlq(BATCH_UUID)]
 
-
-_PARAMS_SSM_PUT = {("animl_ingest_cli.params", "SsmParams.put"):
-                   "imported with params, but only operators write parameters (maintenance on/off)"}
 
 TEARDOWN = Scope(
     name="teardown role",
@@ -220,11 +216,7 @@ TEARDOWN = Scope(
     s3={},
     params_read=lambda n: [n.api_url_param],
     params_write=lambda n: [],
-    granted_without_call={
-        "logs:CreateLogStream": "the Lambda runtime writes the function's logs with its role",
-        "logs:PutLogEvents": "the Lambda runtime writes the function's logs with its role",
-        **DELETE_STACK_NEEDS,
-    },
+    granted_without_call={**_LAMBDA_RUNTIME, **DELETE_STACK_NEEDS},
     excluded_calls=_PARAMS_SSM_PUT,
     excluded_modules=(lambda module: module == "animl_ingest_cli.stores",
                       "imported with the stage context; the teardown opens no bucket"),

@@ -138,7 +138,7 @@ def test_local_stage_redrive_round_trip(tmp_path) -> None:
                 original_bucket=ingestion, original_key="sub dir/x y.JPG")
     assert [f.error for f in list_errors(ctx)] == ["Unknown Serial Number"]
     assert redrive(ctx, "Unknown Serial Number").moved == 1
-    assert ctx.store("ingestion").get("sub dir/x y.JPG") == b"img"
+    assert ctx.store("ingestion").read("sub dir/x y.JPG").data == b"img"
     assert list(store.list()) == []
 
 

@@ -80,7 +80,7 @@ class LocalView:
         for info in self.store.list():
             if info.key.startswith(CLAIMS):
                 continue
-            data = self.store.get(info.key)
+            data = self.store.read(info.key).data
             out[info.key] = Obj(hashlib.md5(data).hexdigest(),
                                 {k: _text(v) for k, v in info.metadata.items()})
         return out

@@ -12,7 +12,7 @@ import boto3
 import pytest
 
 from animl_ingest_cli.errors import StoreError
-from animl_ingest_cli.stores import Conflict, LocalStore, S3Store, Store, read
+from animl_ingest_cli.stores import Conflict, LocalStore, S3Store, Store
 
 
 @pytest.fixture(params=["s3", "local"])
@@ -32,7 +32,7 @@ def test_put_if_none_match_creates_once(pair: tuple[Store, Store]) -> None:
     etag = a.put("k.jpg", b"one", "image/jpeg", if_none_match=True)
     with pytest.raises(Conflict):
         a.put("k.jpg", b"two", "image/jpeg", if_none_match=True)
-    assert read(a, "k.jpg").data == b"one" and read(a, "k.jpg").etag == etag
+    assert a.read("k.jpg").data == b"one" and a.read("k.jpg").etag == etag
 
 
 def test_put_if_match_replaces_only_the_object_named(pair: tuple[Store, Store]) -> None:
@@ -41,7 +41,7 @@ def test_put_if_match_replaces_only_the_object_named(pair: tuple[Store, Store]) 
     with pytest.raises(Conflict):
         a.put("k", b"two", "text/plain", if_match="0" * 32)
     a.put("k", b"two", "text/plain", if_match=etag)
-    assert read(a, "k").data == b"two"
+    assert a.read("k").data == b"two"
 
 
 def test_delete_if_match(pair: tuple[Store, Store]) -> None:
@@ -50,8 +50,8 @@ def test_delete_if_match(pair: tuple[Store, Store]) -> None:
     a.put("k", b"two", "text/plain")  # someone replaced it
     with pytest.raises(Conflict):
         a.delete("k", if_match=first)
-    assert read(a, "k").data == b"two"
-    a.delete("k", if_match=read(a, "k").etag)
+    assert a.read("k").data == b"two"
+    a.delete("k", if_match=a.read("k").etag)
     assert a.head("k") is None
     a.delete("k", if_match=first)  # nothing there: nothing to do
 

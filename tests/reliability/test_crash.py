@@ -4,9 +4,10 @@ the source deleted, a dead letter with its source still there).
 
 Two ways to die:
 - in-process, exhaustively: `Crash` (a BaseException no code catches) raised at the N-th request
-  to S3, SSM or animl-api, before it is sent or after it was applied, for every N of a small run;
+  to S3, SSM or animl-api, before it is sent or after it was applied, for every N of a small run
+  (the default run: every state a crash can leave; -m stress: before and after every request);
 - the installed CLI in a subprocess, SIGKILLed by a counting proxy at seeded request numbers
-  (tests/reliability/faults.py), again and again, until a run completes.
+  (tests/reliability/faults.py), again and again, until a run completes (-m stress: more kills).
 """
 
 from __future__ import annotations
@@ -50,25 +51,36 @@ def crash_run(world: World, at: int | None, when: str) -> bool:
     return False
 
 
-def test_ingest_crashed_at_every_request_then_rerun(world: World) -> None:
+def crash_points(total: int, both: bool) -> list[tuple[int, str]]:
+    """Where the sweep crashes a run of `total` requests. Nothing but its requests leaves the process,
+    so a crash after request N leaves the buckets and the catalog as a crash before request N+1
+    does: after every request, and before the first, is every state a crash can leave, once each
+    (the default run). `both`: before and after every request (-m stress)."""
+    if both:
+        return [(at, when) for at in range(1, total + 1) for when in (BEFORE, AFTER)]
+    return [(1, BEFORE)] + [(at, AFTER) for at in range(1, total + 1)]
+
+
+@pytest.mark.parametrize("both", [False, pytest.param(True, marks=pytest.mark.stress)],
+                         ids=["every-state", "before-and-after-each"])
+def test_ingest_crashed_at_every_request_then_rerun(world: World, both: bool) -> None:
     world.faults.requests = 0
     want = seed_small_run(world)
     assert not crash_run(world, None, BEFORE)
     total = world.faults.requests  # the requests of one whole run
     assert total >= 20
     tried = 0
-    for at in range(1, total + 1):
-        for when in (BEFORE, AFTER):
-            world.reset()
-            seed_small_run(world)
-            world.faults.requests = 0
-            assert crash_run(world, at, when), f"no crash at request {at} of {total}"
-            tried += 1
-            world.check(final=False)  # mid-way: nothing lost
-            results = world.ingest()
-            places = world.check(results).places  # the rerun finished it: each in exactly one place
-            assert {k: p[0] for k, p in places.items()} == want, (at, when)
-    assert tried == 2 * total
+    for at, when in crash_points(total, both):
+        world.reset()
+        seed_small_run(world)
+        world.faults.requests = 0
+        assert crash_run(world, at, when), f"no crash at request {at} of {total}"
+        tried += 1
+        world.check(final=False)  # mid-way: nothing lost
+        results = world.ingest()
+        places = world.check(results).places  # the rerun finished it: each in exactly one place
+        assert {k: p[0] for k, p in places.items()} == want, (at, when)
+    assert tried == (2 * total if both else total + 1)
 
 
 # --- the installed CLI, SIGKILLed ------------------------------------------------------------------------
@@ -127,8 +139,15 @@ def reported(r: subprocess.CompletedProcess[str]) -> dict:
     return {x["key"]: x for x in lines if "key" in x and "outcome" in x}
 
 
-def test_ingest_killed_again_and_again_then_finishes(proxied) -> None:  # noqa: ANN001
-    """Killed four times at seeded points, through S3 and API failures the CLI retries itself."""
+# The kill chains: the default run kills each command about half as often as -m stress does.
+MORE_KILLS = pytest.mark.parametrize("more", [False, pytest.param(True, marks=pytest.mark.stress)],
+                                     ids=["kills", "more-kills"])
+
+
+@MORE_KILLS
+def test_ingest_killed_again_and_again_then_finishes(proxied, more: bool) -> None:  # noqa: ANN001
+    """Killed at seeded points (twice, four times under stress), through S3 and API failures the CLI
+    retries itself."""
     world, switch, env, (aws, api) = proxied
     aws.fail = {"CopyObject": [500, 503], "PutObject": [500], "GetObject": [503], "DeleteObject": [500]}
     api.fail = {"api:createImage": [502]}
@@ -140,7 +159,8 @@ def test_ingest_killed_again_and_again_then_finishes(proxied) -> None:  # noqa: 
     world.put("cam 0/no serial.jpg", jpeg(50, serial=None))
     want["cam 0/no serial.jpg"] = DEAD_LETTERED
     args = cli("ingest", f"s3://{BUCKETS['ingestion']}/", "--json", "--concurrency", "2")
-    final = kill_chain(world, switch, args, env, rng, kills=4, source="ingestion", per_object=7)
+    final = kill_chain(world, switch, args, env, rng, kills=4 if more else 2, source="ingestion",
+                       per_object=7)
     places = world.check().places  # final: each in exactly one place
     assert {k: p[0] for k, p in places.items()} == {k: PLACE[v] for k, v in want.items()}
     for key, item in reported(final).items():
@@ -148,35 +168,37 @@ def test_ingest_killed_again_and_again_then_finishes(proxied) -> None:  # noqa: 
     assert not any(aws.fail.values()) and not any(api.fail.values())  # every fault was met
 
 
-def test_unpark_then_ingest_killed_again_and_again(proxied) -> None:  # noqa: ANN001
+@MORE_KILLS
+def test_unpark_then_ingest_killed_again_and_again(proxied, more: bool) -> None:  # noqa: ANN001
     """The deployment's last step under kill -9: the parking lot back to the ingestion bucket,
-    then the ingest of it, each killed at seeded points and rerun."""
+    then the ingest of it, each killed at seeded points and rerun (2 and 1 kills, 3 and 2 under stress)."""
     world, switch, env, _ = proxied
     rng = random.Random(88)
     world.put_many(((f"batch-1/IMG {i}.jpg", jpeg(200 + i)) for i in range(8)), kind="parkinglot")
     unpark = cli("unpark", "--json", "--concurrency", "2")
-    kill_chain(world, switch, unpark, env, rng, kills=3, source="parkinglot", per_object=3)
+    kill_chain(world, switch, unpark, env, rng, kills=3 if more else 2, source="parkinglot", per_object=3)
     places = world.check(final=False).places
     assert all(p == ["ingestion"] for p in places.values()), places
     assert world.keys("parkinglot") == []
     ingest = cli("ingest", f"s3://{BUCKETS['ingestion']}/", "--json", "--concurrency", "2")
-    kill_chain(world, switch, ingest, env, rng, kills=2, source="ingestion", per_object=7)
+    kill_chain(world, switch, ingest, env, rng, kills=2 if more else 1, source="ingestion", per_object=7)
     assert all(p == ["served"] for p in world.check().places.values())
 
 
-def test_redrive_then_ingest_killed_again_and_again(proxied) -> None:  # noqa: ANN001
+@MORE_KILLS
+def test_redrive_then_ingest_killed_again_and_again(proxied, more: bool) -> None:  # noqa: ANN001
     """Images dead-lettered because the API refused the key, then redriven and ingested with the
-    right key, both killed at seeded points."""
+    right key, both killed at seeded points (once each, twice under stress)."""
     world, switch, env, _ = proxied
     rng = random.Random(888)
     world.put_many((f"cam/IMG {i}.jpg", jpeg(300 + i)) for i in range(6))
     first = world.ingest(api=GraphQLApi(world.stub.url, "not-the-key", max_attempts=1))
     assert {o.reason for o in first.values()} == {"Forbidden"}
     redrive = cli("deadletter", "redrive", "--error", "Forbidden", "--json", "--concurrency", "2")
-    kill_chain(world, switch, redrive, env, rng, kills=2, source="dead-letter", per_object=4)
+    kill_chain(world, switch, redrive, env, rng, kills=2 if more else 1, source="dead-letter", per_object=4)
     assert world.keys("dead-letter") == []
     ingest = cli("ingest", f"s3://{BUCKETS['ingestion']}/", "--json", "--concurrency", "2")
-    kill_chain(world, switch, ingest, env, rng, kills=2, source="ingestion", per_object=7)
+    kill_chain(world, switch, ingest, env, rng, kills=2 if more else 1, source="ingestion", per_object=7)
     assert all(p == ["served"] for p in world.check().places.values())
 
 
