@@ -14,10 +14,10 @@ import json
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from animl_ingest_cli import aws, redact
 from animl_ingest_cli.config import (
@@ -37,8 +37,38 @@ from animl_ingest_cli.stores import LocalStore, S3Store, Store
 if TYPE_CHECKING:
     from animl_ingest_cli.api import Api
 
+R = TypeVar("R")
+
 CATALOG_FILE = "catalog.sqlite"  # the local stage's embedded catalog, in its folder
 BUCKETS_DIR = "buckets"  # the local stage's buckets, one folder each
+
+
+def read_side_by_side(calls: Sequence[Callable[[], R]]) -> list[R]:
+    """Reads at the same time, each in a daemon thread of its own; their results in order (the
+    first exception, in order, raised). They only read, so a Ctrl-C while this waits ends the wait
+    at once and leaves them to die with the process: joined instead (a ThreadPoolExecutor's threads
+    are, at its exit and at the interpreter's), a hung request would hold the command for its whole
+    timeout, minutes for botocore's retries of a 60 s read. Not for writes: `ingest.side_by_side`
+    waits for every one."""
+    results: list[Any] = [None] * len(calls)
+    failures: list[BaseException | None] = [None] * len(calls)
+
+    def run(i: int) -> None:
+        try:
+            results[i] = calls[i]()
+        except BaseException as exc:  # noqa: BLE001 - raised in the waiting thread
+            failures[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i,), daemon=True, name="read-ahead")
+               for i in range(len(calls))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()  # a Ctrl-C interrupts it (KeyboardInterrupt in the main thread)
+    first = next((f for f in failures if f is not None), None)
+    if first is not None:
+        raise first
+    return results
 
 
 @dataclass
@@ -141,16 +171,19 @@ class StageContext:
         is a round trip; one after the other they were three before the first image. A failure is
         left to the call that needs the value, which meets and reports it again; an interruption
         (KeyboardInterrupt and the like) is raised."""
-        from concurrent.futures import ThreadPoolExecutor
-
         calls: list[Callable[[], object]] = [self.buckets, self.maintenance_on, *also]
         if api and not self.is_local:
             calls.append(self.api_url)
-        with ThreadPoolExecutor(len(calls), thread_name_prefix="read-ahead") as pool:
-            for f in [pool.submit(c) for c in calls]:
-                exc = f.exception()
-                if exc is not None and not isinstance(exc, Exception):
-                    raise exc  # an interruption, not an error of the value
+
+        def left_to_its_caller(call: Callable[[], object]) -> Callable[[], None]:
+            def read() -> None:
+                try:
+                    call()
+                except Exception:  # noqa: BLE001, S110 - met and reported again where it is needed
+                    pass
+            return read
+
+        read_side_by_side([left_to_its_caller(c) for c in calls])  # (a Ctrl-C: read_side_by_side)
 
     # --- the API --------------------------------------------------------------------------------
     def api_url(self) -> Resolved:

@@ -9,20 +9,17 @@ and also ask animl-api whether it accepts the key (a request that creates nothin
 from __future__ import annotations
 
 import os
-import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-from animl_ingest_cli.context import StageContext
+from animl_ingest_cli.context import StageContext, read_side_by_side
 from animl_ingest_cli.errors import AnimlError, ApiError, ApiKeyRefused, InfraError, NotFound
 
 # the buckets an ingest writes to (the ingestion bucket is checked too: zips are unpacked into it,
 # unpark and the dead letters' origin point at it)
 INGEST_BUCKETS = ("ingestion", "serving", "dead-letter", "parkinglot")
-
-R = TypeVar("R")
 
 
 @dataclass
@@ -71,36 +68,9 @@ def _bucket(ctx: StageContext, kind: str) -> str:
     return f"{store.uri()} exists"
 
 
-def _side_by_side(calls: Sequence[Callable[[], R]]) -> list[R]:
-    """The calls at the same time, each in a daemon thread; their results in order (the first
-    exception, in order, raised). The checks only read, so a Ctrl-C while this waits ends the wait
-    at once and leaves them to die with the process: joined there (a pool's threads are, at the
-    interpreter's exit), a hung request would hold the command for its whole timeout, minutes for
-    botocore's retries of a read."""
-    results: list[Any] = [None] * len(calls)
-    failures: list[BaseException | None] = [None] * len(calls)
-
-    def run(i: int) -> None:
-        try:
-            results[i] = calls[i]()
-        except BaseException as exc:  # noqa: BLE001 - raised in the waiting thread
-            failures[i] = exc
-
-    threads = [threading.Thread(target=run, args=(i,), daemon=True, name="preflight")
-               for i in range(len(calls))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()  # a Ctrl-C interrupts it (KeyboardInterrupt in the main thread)
-    first = next((f for f in failures if f is not None), None)
-    if first is not None:
-        raise first
-    return results
-
-
 def _parameters(ctx: StageContext) -> str:
     calls: list[Callable[[], object]] = [ctx.buckets, ctx.maintenance_on]  # two requests side by side
-    on = _side_by_side(calls)[1]
+    on = read_side_by_side(calls)[1]
     return f"parameters readable; maintenance {'on' if on else 'off'}"
 
 
@@ -149,7 +119,7 @@ def run_checks(ctx: StageContext, *, probe: bool = False, buckets: tuple[str, ..
     rest = first + [
         (f"{kind}-bucket", lambda kind=kind: _bucket(ctx, kind)) for kind in buckets]
     rest.append(("api", lambda: _api(ctx, probe)))
-    checks.extend(_side_by_side([lambda check=check: _run(*check) for check in rest]))  # type: ignore[misc]
+    checks.extend(read_side_by_side([lambda check=check: _run(*check) for check in rest]))  # type: ignore[misc]
     return checks
 
 

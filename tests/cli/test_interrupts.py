@@ -139,28 +139,44 @@ def test_ctrl_c_in_unparks_wait_after_maintenance_off(moto_server: str, tmp_path
     assert keys(boto3.client("s3"), PARK) == {"a.jpg": keys(boto3.client("s3"), PARK)["a.jpg"]}
 
 
-def test_ctrl_c_while_a_pre_flight_check_hangs_exits_130_at_once(moto_server: str, tmp_path: Path,
-                                                                  api_stub) -> None:  # noqa: ANN001
-    """The pre-flight checks run side by side in threads of their own; a Ctrl-C while one hangs (here
-    animl-api, asked by the dry run's probe; an S3 or SSM request alike) ends the command at once,
-    with 130, instead of waiting out the hung request's timeout (15 s for the API, minutes for
-    botocore's retries of a 60 s read): they only read, and nothing is left half-done."""
+@pytest.mark.parametrize("hung", ["api", "aws"])
+def test_ctrl_c_while_a_pre_flight_read_hangs_exits_130_at_once(moto_server: str, tmp_path: Path,
+                                                                api_stub, hung: str) -> None:  # noqa: ANN001
+    """What a run reads first is asked side by side, in threads of their own (the stage's parameters,
+    the bucket and source checks, the dry run's API probe). A Ctrl-C while one hangs (animl-api, or
+    every AWS request) ends the command at once, with 130, instead of waiting out the hung request
+    (15 s for the API, up to minutes for botocore's retries of a 60 s read): they only read, and
+    nothing is left half-done."""
+    from tests.reliability.faults import FaultProxy, KillSwitch
+
     make_buckets()
     boto3.client("ssm").put_parameter(Name="/api/url-dev", Value=api_stub.url, Type="String")
-    api_stub.hang(60)
-    proc, out, err = start(["ingest", f"s3://{INGEST}/", "--stage", "dev", "--dry-run", "--json"],
-                           tmp_path, {"API_KEY": api_stub.api_key})
-    deadline = time.monotonic() + 60
-    while not api_stub.requests and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert api_stub.requests, err.read_text()
-    proc.send_signal(signal.SIGINT)
-    sent = time.monotonic()
+    env = {"API_KEY": api_stub.api_key}
+    proxy = FaultProxy(moto_server, KillSwitch())
     try:
-        code = proc.wait(5)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-        pytest.fail("still running 5 s after Ctrl-C: it waited for the hung check")
-    assert code == 130 and time.monotonic() - sent < 5, err.read_text()
-    assert "Traceback" not in err.read_text() and "interrupted" in err.read_text()
+        if hung == "api":
+            api_stub.hang(60)
+        else:
+            proxy.jitter = lambda: 30.0  # every AWS request held 30 s
+            env["AWS_ENDPOINT_URL"] = proxy.url
+        proc, out, err = start(["ingest", f"s3://{INGEST}/", "--stage", "dev", "--dry-run", "--json"],
+                               tmp_path, env)
+        deadline = time.monotonic() + 60
+        while not (api_stub.requests if hung == "api" else proxy.switch.seen) and proc.poll() is None \
+                and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert proc.poll() is None, err.read_text()
+        time.sleep(0.2)  # well inside the hung request
+        proc.send_signal(signal.SIGINT)
+        sent = time.monotonic()
+        try:
+            code = proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            pytest.fail("still running 5 s after Ctrl-C: it waited for the hung request")
+        assert code == 130 and time.monotonic() - sent < 5, err.read_text()
+        assert "Traceback" not in err.read_text() and "interrupted" in err.read_text()
+    finally:
+        proxy.jitter = None
+        proxy.close()
