@@ -842,6 +842,8 @@ def _remove_partial(serving: Store, key: str) -> bool:
         try:
             serving.delete(key)
             return True
+        except NotFound:  # no such bucket: it holds nothing, so nothing of the set is public
+            return True
         except StoreError as exc:
             if attempt == CLEANUP_ATTEMPTS - 1:
                 log.warning("partial serving copy %s left for a rerun: %s", serving.uri(key), exc.message)
