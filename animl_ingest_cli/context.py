@@ -90,6 +90,7 @@ class StageContext:
     _buckets: dict[str, Resolved] | None = field(default=None, repr=False)
     _maintenance: tuple[float, bool] | None = field(default=None, repr=False)
     _api_url: Resolved | None = field(default=None, repr=False)
+    _secret_key: str | None = field(default=None, repr=False)  # read once (already redacted)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -215,11 +216,23 @@ class StageContext:
         return Resolved(None, "secret", f"Secrets Manager {self.names.api_secret}, field apikey")
 
     def api_key(self) -> str:
-        """The API key (`api_key_source`), registered with `redact` before it is returned."""
+        """The API key (`api_key_source`), registered with `redact` before it is returned. From
+        Secrets Manager it is read once (the pre-flight's check and the run's client both ask for
+        it: a round trip each at a distance); a failure is not kept, and is met again."""
         source = self.api_key_source()
         if source.source == "env":
             assert source.where is not None
             return redact.usable_api_key(os.environ[source.where], f"env {source.where}")
+        with self._lock:
+            cached = self._secret_key
+        if cached is not None:
+            return cached
+        key = self._key_from_secret()
+        with self._lock:
+            self._secret_key = key
+        return key
+
+    def _key_from_secret(self) -> str:
         secret = self.names.api_secret
         try:
             # botocore's DEBUG records would print the response body

@@ -343,6 +343,9 @@ def test_key_from_secrets_manager(dev_ctx: StageContext) -> None:
     api = dev_ctx.api(time_left=lambda: 30.0)
     assert api._api_key == "sm-key-4567" and api.time_left is not None
     assert redact.redact("sm-key-4567") == "***"
+    sm.delete_secret(SecretId="api-key-dev", ForceDeleteWithoutRecovery=True)
+    assert dev_ctx.api()._api_key == "sm-key-4567"  # read once: the run's client asks no second time
+    assert "sm-key-4567" not in repr(dev_ctx)
 
 
 def test_refused_secret_is_access_denied_as_from_any_aws_call(dev_ctx: StageContext) -> None:
